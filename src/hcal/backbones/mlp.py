@@ -1,0 +1,35 @@
+"""A multi-layer perceptron for pre-computed feature vectors (frozen-backbone features, tabular data)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..inputs import InputSpec
+from ._base import BACKBONES, check_input_kind
+
+__all__ = ["MLP"]
+
+
+class MLP(nn.Module):
+    """``layers`` x (Linear, BatchNorm, ReLU) of ``hidden`` units (``out_features = hidden``)."""
+
+    def __init__(self, in_features: int, hidden: int = 256, layers: int = 2) -> None:
+        super().__init__()
+        mods: list[nn.Module] = []
+        for i in range(layers):
+            mods += [nn.Linear(in_features if i == 0 else hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+        self.net = nn.Sequential(*mods)
+        self.out_features = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))
+
+
+@BACKBONES.register("mlp", description="2-layer MLP (256 units) for pre-computed feature vectors", inputs=("vector",))
+def mlp(spec: InputSpec, pretrained: str | None = None) -> MLP:
+    check_input_kind("mlp", spec, ("vector",))
+    if pretrained:
+        raise ConfigError("backbone 'mlp' has no pretrained weights; drop --pretrained")
+    return MLP(spec.dim)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError
+from ..hierarchy import Hierarchy
+from ..inputs import InputSpec
+from ..registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+
+
+@dataclass
+class DataBundle:
+    """What a dataset factory returns: the three splits and what a model needs to know about them.
+
+    Every split yields ``(x, y)`` with ``y`` a ``(m,)`` long tensor of class indices, finest first.
+    """
+
+    name: str
+    hierarchy: Hierarchy
+    input_spec: InputSpec
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    default_backbone: str
+    source: str = ""  # where the files were found, for the log
+
+
+class TensorDataset(Dataset):
+    """Samples held in memory as one tensor (uint8 images or float vectors), optionally transformed."""
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        indices: torch.Tensor | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if inputs.shape[0] != targets.shape[0]:
+            raise ValueError(f"{inputs.shape[0]} inputs but {targets.shape[0]} targets")
+        self.inputs, self.targets, self.transform = inputs, targets, transform
+        self.indices = torch.arange(inputs.shape[0]) if indices is None else indices
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = int(self.indices[i])
+        x = self.inputs[j]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.targets[j]
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded random split of ``range(n)`` into (train, val); the same seed gives the same split."""
+    n_val = int(round(n * val_fraction))
+    if n_val < 1 or n_val >= n:
+        raise ConfigError(
+            f"val_fraction {val_fraction} of {n} training samples leaves {n_val} for validation and "
+            f"{n - n_val} for training; both need at least one"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def parse_dataset_args(name: str, args: dict[str, Any], allowed: dict[str, type]) -> dict[str, Any]:
+    """Check ``--dataset-arg`` values against a dataset's accepted keys and types."""
+    out = {}
+    for key, value in args.items():
+        if key not in allowed:
+            raise ConfigError(
+                f"dataset {name!r} has no option {key!r}; allowed: {', '.join(sorted(allowed)) or 'none'}"
+            )
+        kind = allowed[key]
+        try:
+            out[key] = kind(value) if not isinstance(value, kind) else value
+        except (TypeError, ValueError):
+            raise ConfigError(f"dataset {name!r} option {key!r}: expected {kind.__name__}, got {value!r}") from None
+    return out

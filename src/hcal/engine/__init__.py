@@ -1,0 +1,18 @@
+"""The training engine (Lightning): module, data module, checkpoints, and fit/test/predict."""
+
+from .checkpoint import AtomicCheckpointIO, load_checkpoint_file
+from .data import HierarchicalDataModule
+from .module import HierarchicalModule, NonFiniteLossError
+from .runner import FitResult, evaluate, fit, predict
+
+__all__ = [
+    "AtomicCheckpointIO",
+    "load_checkpoint_file",
+    "HierarchicalDataModule",
+    "HierarchicalModule",
+    "NonFiniteLossError",
+    "FitResult",
+    "fit",
+    "evaluate",
+    "predict",
+]

@@ -1,0 +1,95 @@
+"""Checkpoint files: written atomically, read without executing pickled code.
+
+A checkpoint is written to a temporary file beside its target, flushed to disk (fsync) and then
+renamed over the target, so a crash at any moment leaves either the old or the new file, never a
+half-written one. Loading always uses ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ..errors import CheckpointError
+
+__all__ = ["AtomicCheckpointIO", "atomic_torch_save", "load_checkpoint_file", "FORMAT"]
+
+FORMAT = 1  # bump when the layout of hcal's checkpoint entries changes
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(file_handle)`` on a temporary file, fsync it, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load an hcal checkpoint safely, with one-line errors for missing, damaged or foreign files."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder; give the .ckpt file (e.g. checkpoints/best.ckpt)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unpickling failed"
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds objects that cannot be loaded safely (weights_only): {first}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or not a torch checkpoint ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})"
+        ) from None
+    if not isinstance(ckpt, dict) or "hcal_format" not in ckpt or "hyper_parameters" not in ckpt:
+        raise CheckpointError(f"checkpoint {str(path)!r} was not written by hcal (no hcal entries)")
+    if ckpt["hcal_format"] != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has hcal format {ckpt['hcal_format']}; this hcal reads format {FORMAT}"
+        )
+    return ckpt
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint I/O with atomic writes and ``weights_only`` reads."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: Any = None) -> dict[str, Any]:
+        return load_checkpoint_file(path, map_location=map_location or "cpu")

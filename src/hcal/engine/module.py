@@ -1,0 +1,140 @@
+"""The Lightning module: any registered method + weighting, trained and evaluated the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from ..backbones import create_backbone
+from ..config import Config
+from ..decoding import decode
+from ..errors import HcalError
+from ..hierarchy import Hierarchy
+from ..inputs import InputSpec
+from ..methods import create_method
+from ..metrics import HierarchicalMetrics
+from ..weighting import create_weighting
+from .checkpoint import FORMAT, load_checkpoint_file
+
+__all__ = ["HierarchicalModule", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(HcalError):
+    """A training step produced a NaN or infinite loss."""
+
+
+class HierarchicalModule(L.LightningModule):
+    """Wraps a :class:`~hcal.methods.HierarchicalMethod` and its :class:`~hcal.weighting.Weighting`.
+
+    Constructed from plain dicts (config, hierarchy, input spec), which Lightning saves as the
+    checkpoint's ``hyper_parameters``: a checkpoint alone rebuilds the model.
+    """
+
+    def __init__(self, config: dict[str, Any], hierarchy: dict[str, Any], input_spec: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = Config.from_dict(config)
+        self.hierarchy = Hierarchy.from_dict(hierarchy)
+        self.input_spec = InputSpec.from_dict(input_spec)
+        cfg, spec = self.config, self.input_spec
+        self.method = create_method(cfg.method, self.hierarchy, lambda: create_backbone(cfg.backbone, spec, cfg.pretrained), cfg)
+        name, kwargs = self.method.weighting_spec(cfg)
+        self.weighting = create_weighting(name, self.hierarchy.depth, **kwargs)
+        self.decode_mode = cfg.decode
+        self.val_metrics = HierarchicalMetrics(self.hierarchy)
+        self.test_metrics = HierarchicalMetrics(self.hierarchy)
+        self.register_buffer("leaf_paths", self.hierarchy.leaf_paths(), persistent=False)
+        self.level_keys = [Hierarchy.level_key(k) for k in range(self.hierarchy.depth)]
+        self.last_metrics: dict[str, dict[str, float]] = {}
+
+    # ------------------------------------------------------------------ inference
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.method(x)
+
+    def predict_batch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(preds, probs)``, each ``(n, m)`` finest first, with this module's decoding."""
+        return decode(self.method(x), self.hierarchy, self.decode_mode, self.leaf_paths)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        losses = self.method.level_losses(x, y)
+        total, weights = self.weighting(losses)
+        if not torch.isfinite(total):
+            detail = ", ".join(f"L_{k} = {float(v):.4g}" for k, v in zip(self.level_keys, losses.detach()))
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {self.current_epoch}, step {self.global_step} ({detail}); "
+                "training stopped, the last good checkpoint is kept; try a lower --lr"
+            )
+        self.log("train/loss", total, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        detached = losses.detach()
+        self.log_dict(
+            {f"train/loss_{k}": detached[i] for i, k in enumerate(self.level_keys)}
+            | {f"train/weight_{k}": weights[i] for i, k in enumerate(self.level_keys)},
+            on_step=False,
+            on_epoch=True,
+            batch_size=x.shape[0],
+        )
+        return total
+
+    def configure_optimizers(self):
+        cfg = self.config
+        groups = self.method.param_groups(cfg)
+        extra = [p for p in self.weighting.parameters() if p.requires_grad]
+        if extra:
+            groups.append({"name": "weighting", "params": extra, "lr": cfg.lr})
+        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        if cfg.scheduler == "none":
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, batch, metrics: HierarchicalMetrics) -> None:
+        x, y = batch
+        preds, _ = self.predict_batch(x)
+        metrics.update(preds, y)
+
+    def _eval_epoch_end(self, metrics: HierarchicalMetrics, prefix: str) -> None:
+        values = metrics.compute()
+        metrics.reset()
+        self.last_metrics[prefix] = {f"{prefix}/{k}": v for k, v in values.items()}  # exact doubles
+        self.log_dict({f"{prefix}/{k}": v for k, v in values.items()}, prog_bar=False, sync_dist=False)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end(self.val_metrics, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end(self.test_metrics, "test")
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from .. import __version__
+
+        checkpoint["hcal_format"] = FORMAT
+        checkpoint["hcal_version"] = __version__
+
+    @classmethod
+    def from_checkpoint(cls, path, map_location: Any = "cpu") -> tuple["HierarchicalModule", dict[str, Any]]:
+        """Rebuild a trained module from an hcal checkpoint (``weights_only`` load)."""
+        ckpt = load_checkpoint_file(path, map_location)
+        hp = dict(ckpt["hyper_parameters"])
+        # The trained weights replace any pretrained ones: do not fetch those again.
+        hp["config"] = {**hp["config"], "pretrained": None}
+        module = cls(**hp)
+        try:
+            module.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as e:
+            from ..errors import CheckpointError
+
+            raise CheckpointError(f"checkpoint {str(path)!r} does not match its own model: {str(e).splitlines()[0]}") from None
+        module.eval()
+        return module, ckpt

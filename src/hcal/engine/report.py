@@ -1,0 +1,36 @@
+"""Plain-text result tables for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["format_table"]
+
+
+def _label(key: str) -> str:
+    if key.startswith("acc_l"):
+        return f"ACC^{key[5:]} (level {key[5:]}{', finest' if key == 'acc_l1' else ''})"
+    if key.startswith("hvr_l"):
+        a, b = key[5:].split("_l")
+        return f"  violations levels {a}-{b}"
+    return {
+        "acc_mean": "ACC mean over levels",
+        "hvr": "HVR (lower is better)",
+        "full_path_acc": "full-path accuracy",
+        "hp": "hierarchical precision",
+        "hr": "hierarchical recall",
+        "hf1": "hierarchical F1",
+    }.get(key, key)
+
+
+def format_table(metrics: Mapping[str, float], prefix: str, depth: int, title: str = "") -> str:
+    """A two-column table of the ``prefix/...`` metrics: ACC per level, HVR, full-path accuracy, hF1."""
+    from ..metrics import metric_names
+
+    rows = [(_label(k), metrics[f"{prefix}/{k}"]) for k in metric_names(depth) if f"{prefix}/{k}" in metrics]
+    width = max(len(r[0]) for r in rows)
+    lines = [title] if title else []
+    lines.append(f"{'metric':<{width}}  {prefix}")
+    lines.append("-" * (width + 2 + max(len(prefix), 6)))
+    lines += [f"{name:<{width}}  {value:.4f}" for name, value in rows]
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""What a model consumes: images of a given size and channel count, or feature vectors.
+
+A dataset describes its inputs with an :class:`InputSpec`; backbones are built for it, and it is
+saved in every checkpoint so ``hcal predict`` can prepare new inputs exactly as in evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["InputSpec"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    kind: str  # "image" or "vector"
+    channels: int = 0  # images: 1 (grey) or 3 (RGB)
+    size: int = 0  # images: side of the square model input, in pixels
+    dim: int = 0  # vectors: feature dimension
+    mean: tuple[float, ...] = field(default_factory=tuple)  # images: per-channel normalisation
+    std: tuple[float, ...] = field(default_factory=tuple)
+    resize: int = 0  # images: evaluation resize of the shorter side before the centre crop (0: size)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("image", "vector"):
+            raise ValueError(f"InputSpec.kind must be 'image' or 'vector', got {self.kind!r}")
+        if self.kind == "image" and (self.channels not in (1, 3) or self.size <= 0):
+            raise ValueError(f"image inputs need channels 1 or 3 and size > 0, got {self.channels}, {self.size}")
+        if self.kind == "vector" and self.dim <= 0:
+            raise ValueError(f"vector inputs need dim > 0, got {self.dim}")
+        object.__setattr__(self, "mean", tuple(float(x) for x in self.mean))
+        object.__setattr__(self, "std", tuple(float(x) for x in self.std))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
+        return cls(**{**d, "mean": tuple(d.get("mean", ())), "std": tuple(d.get("std", ()))})
+
+    def describe(self) -> str:
+        if self.kind == "vector":
+            return f"{self.dim}-d feature vectors"
+        return f"{self.size}x{self.size} {'grey' if self.channels == 1 else 'RGB'} images"
+
+    def eval_transform(self):
+        """The evaluation transform from a PIL image (or uint8 tensor) to a normalised tensor."""
+        from torchvision.transforms import v2
+
+        steps = [v2.ToImage()]
+        steps.append(v2.Grayscale(1) if self.channels == 1 else v2.RGB())
+        steps += [v2.Resize(self.resize or self.size, antialias=True), v2.CenterCrop(self.size)]
+        steps += [v2.ToDtype(torch.float32, scale=True)]
+        if self.mean:
+            steps.append(v2.Normalize(self.mean, self.std))
+        return v2.Compose(steps)

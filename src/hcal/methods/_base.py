@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+from ..hierarchy import Hierarchy
+from ..registry import Registry
+
+METHODS: Registry = Registry("method")
+
+
+class HierarchicalMethod(nn.Module):
+    """A model that predicts one class per level, and its per-level training losses.
+
+    Subclasses implement:
+
+    * :meth:`forward` — per-level logits ``[(n, C_1), ..., (n, C_m)]``, finest first; prediction
+      decodes these (``nearest`` or ``consistent``), so every method is evaluated by one code path;
+    * :meth:`level_losses` — the ``(m,)`` tensor of this batch's per-level losses; the engine's
+      :class:`~hcal.weighting.Weighting` turns it into the minimised scalar;
+    * :meth:`param_groups` — optimiser groups (name, params, lr).
+
+    :meth:`weighting_spec` names the loss weighting to use.
+    """
+
+    def __init__(self, hierarchy: Hierarchy) -> None:
+        super().__init__()
+        self.hierarchy = hierarchy
+        self.num_levels = hierarchy.depth
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def level_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def param_groups(self, config: Config) -> list[dict]:  # pragma: no cover
+        raise NotImplementedError
+
+    @staticmethod
+    def weighting_spec(config: Config) -> tuple[str, dict]:
+        """``(name, kwargs)`` of the :mod:`~hcal.weighting` that combines this method's level losses."""
+        return "equal", {}
+
+
+class Encoder(nn.Module):
+    """backbone -> linear projection to ``d`` -> L2 normalisation: one unit-norm embedding per sample."""
+
+    def __init__(self, backbone: nn.Module, embed_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection = nn.Linear(backbone.out_features, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projection(self.backbone(x)), dim=1)
+
+
+BackboneFactory = Callable[[], nn.Module]

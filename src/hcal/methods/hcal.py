@@ -1,0 +1,109 @@
+"""HCAL (Jiang, Liu, Liu, Yu, CIKM 2025): per-level learnable prototypes on a shared embedding.
+
+* an :class:`~hcal.methods._base.Encoder` gives one unit-norm embedding ``f`` per sample, shared by
+  every level (``mtl=False``: an independent encoder per level, the paper's "MTL off");
+* each level k has learnable prototypes ``P_k`` (``C_k x d``, random init, L2-normalised when used);
+* training loss per level: :func:`~hcal.prototype_loss.prototype_infonce` against the level's
+  (perturbed, :mod:`hcal.perturbation`) prototypes; at coarse levels on the class means of the
+  batch (:mod:`hcal.aggregation`) when FA is on;
+* the level losses are combined by AWA (:mod:`hcal.weighting.awa`) or fixed equal weights;
+* prediction: the nearest prototype per level (cosine), logits ``cos / tau``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..aggregation import class_means
+from ..config import Config
+from ..hierarchy import Hierarchy
+from ..perturbation import perturb_prototypes
+from ..prototype_loss import prototype_infonce, prototype_logits
+from ._base import METHODS, BackboneFactory, Encoder, HierarchicalMethod
+
+__all__ = ["HCAL"]
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+class HCAL(HierarchicalMethod):
+    def __init__(
+        self,
+        hierarchy: Hierarchy,
+        backbone: BackboneFactory,
+        *,
+        embed_dim: int = 256,
+        tau: float = 0.1,
+        epsilon: float = 0.01,
+        fa: bool = True,
+        pp: bool = True,
+        mtl: bool = True,
+    ) -> None:
+        super().__init__(hierarchy)
+        self.tau, self.fa, self.mtl = tau, fa, mtl
+        self.epsilon = epsilon if pp else 0.0
+        self.encoders = nn.ModuleList(
+            Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.depth)
+        )
+        self.prototypes = nn.ParameterList(nn.Parameter(torch.randn(n, embed_dim)) for n in hierarchy.sizes)
+
+    def embed(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per level (finest first) the ``(n, d)`` unit-norm embeddings; one shared tensor when ``mtl``."""
+        if self.mtl:
+            return [self.encoders[0](x)] * self.num_levels
+        return [enc(x) for enc in self.encoders]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [
+            prototype_logits(f, F.normalize(p, dim=1), self.tau) for f, p in zip(self.embed(x), self.prototypes)
+        ]
+
+    def level_losses(self, x: torch.Tensor, y: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
+        """The ``(m,)`` per-level prototype losses of a batch.
+
+        ``gather`` (distributed training) maps a per-process tensor to the global batch's,
+        keeping gradients; class means are then taken over the global batch.
+        """
+        losses = []
+        for k, (f, p) in enumerate(zip(self.embed(x), self.prototypes)):
+            protos = perturb_prototypes(p, self.epsilon if self.training else 0.0)
+            targets = y[:, k]
+            if gather is not None:
+                f, targets = gather(f), gather(targets)
+            if k > 0 and self.fa:
+                f, targets = class_means(f, targets)
+            losses.append(prototype_infonce(f, protos, targets, self.tau))
+        return torch.stack(losses)
+
+    def param_groups(self, config: Config) -> list[dict]:
+        groups = [{"name": "encoder", "params": list(self.encoders.parameters()), "lr": config.lr}]
+        for k, p in enumerate(self.prototypes):
+            lr = config.proto_lr * config.proto_lr_growth**k
+            groups.append({"name": f"prototypes_l{k + 1}", "params": [p], "lr": lr})
+        return groups
+
+    @staticmethod
+    def weighting_spec(config: Config) -> tuple[str, dict]:
+        return ("awa", {"gamma": config.gamma}) if config.awa else ("equal", {})
+
+
+@METHODS.register(
+    "hcal",
+    description="prototype InfoNCE per level with feature aggregation, prototype perturbation and adaptive weights",
+    reference="Jiang, Liu, Liu, Yu: Hierarchy-Consistent Learning and Adaptive Loss Balancing for Hierarchical Multi-Label Classification, CIKM 2025",
+)
+def build_hcal(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) -> HCAL:
+    return HCAL(
+        hierarchy,
+        backbone,
+        embed_dim=config.embed_dim,
+        tau=config.tau,
+        epsilon=config.epsilon,
+        fa=config.fa,
+        pp=config.pp,
+        mtl=config.mtl,
+    )

@@ -1,0 +1,72 @@
+"""Hierarchical classification metrics, as torchmetrics Metrics (exact under DDP).
+
+All take ``preds`` and ``target`` as ``(n, m)`` class indices, finest level first.
+:class:`HierarchicalMetrics` bundles them and reports a flat dict with the names used in
+``metrics.json``: ``acc_l1..acc_lm``, ``acc_mean``, ``full_path_acc``, ``hvr``,
+``hvr_l1_l2..``, ``hp``, ``hr``, ``hf1``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..hierarchy import Hierarchy
+from .accuracy import FullPathAccuracy, LevelAccuracy
+from .hierarchical_f1 import HierarchicalPrecisionRecallF1
+from .hvr import HierarchicalViolationRate, LinkViolationRate
+
+__all__ = [
+    "LevelAccuracy",
+    "FullPathAccuracy",
+    "HierarchicalViolationRate",
+    "LinkViolationRate",
+    "HierarchicalPrecisionRecallF1",
+    "HierarchicalMetrics",
+    "metric_names",
+]
+
+
+def metric_names(depth: int) -> list[str]:
+    """The keys :class:`HierarchicalMetrics` reports for a ``depth``-level hierarchy, in table order."""
+    return (
+        [f"acc_l{k + 1}" for k in range(depth)]
+        + ["acc_mean", "hvr"]
+        + [f"hvr_l{k + 1}_l{k + 2}" for k in range(depth - 1)]
+        + ["full_path_acc", "hp", "hr", "hf1"]
+    )
+
+
+class HierarchicalMetrics(nn.Module):
+    """Every metric of hcal in one object: ``update(preds, target)``, ``compute()``, ``reset()``."""
+
+    def __init__(self, hierarchy: Hierarchy) -> None:
+        super().__init__()
+        self.depth = hierarchy.depth
+        self.accuracy = LevelAccuracy(hierarchy.depth)
+        self.full_path = FullPathAccuracy(hierarchy.depth)
+        self.hvr = HierarchicalViolationRate(hierarchy)
+        self.links = LinkViolationRate(hierarchy)
+        self.hprf = HierarchicalPrecisionRecallF1(hierarchy)
+
+    def _metrics(self):
+        return (self.accuracy, self.full_path, self.hvr, self.links, self.hprf)
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        for m in self._metrics():
+            m.update(preds, target)
+
+    def compute(self) -> dict[str, float]:
+        acc = self.accuracy.compute()
+        links = self.links.compute()
+        out = {f"acc_l{k + 1}": float(acc[k]) for k in range(self.depth)}
+        out["acc_mean"] = float(acc.mean())
+        out["hvr"] = float(self.hvr.compute())
+        out.update({f"hvr_l{k + 1}_l{k + 2}": float(links[k]) for k in range(self.depth - 1)})
+        out["full_path_acc"] = float(self.full_path.compute())
+        out.update({k: float(v) for k, v in self.hprf.compute().items()})
+        return {k: out[k] for k in metric_names(self.depth)}
+
+    def reset(self) -> None:
+        for m in self._metrics():
+            m.reset()
