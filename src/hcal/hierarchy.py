@@ -202,6 +202,8 @@ class Hierarchy:
             raise HierarchyError(f"hierarchy file {str(path)!r} cannot be read: {e}") from None
         except json.JSONDecodeError as e:
             raise HierarchyError(f"hierarchy file {str(path)!r}, line {e.lineno}: not valid JSON ({e.msg})") from None
+        except HierarchyError as e:
+            raise HierarchyError(f"hierarchy file {str(path)!r}: {e}") from None
         try:
             return cls.from_dict(data)
         except HierarchyError as e:

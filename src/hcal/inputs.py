@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
-
 __all__ = ["InputSpec"]
 
 
@@ -49,13 +47,14 @@ class InputSpec:
         return f"{self.size}x{self.size} {'grey' if self.channels == 1 else 'RGB'} images"
 
     def eval_transform(self):
-        """The evaluation transform from a PIL image (or uint8 tensor) to a normalised tensor."""
+        """From a PIL image to the ``(channels, size, size)`` uint8 tensor a model takes at evaluation.
+
+        Scaling to [0, 1] and normalising with ``mean``/``std`` are the model's first step
+        (``HierarchicalModule.prepare_inputs``), batch-wise on its device.
+        """
         from torchvision.transforms import v2
 
         steps = [v2.ToImage()]
         steps.append(v2.Grayscale(1) if self.channels == 1 else v2.RGB())
         steps += [v2.Resize(self.resize or self.size, antialias=True), v2.CenterCrop(self.size)]
-        steps += [v2.ToDtype(torch.float32, scale=True)]
-        if self.mean:
-            steps.append(v2.Normalize(self.mean, self.std))
         return v2.Compose(steps)

@@ -157,9 +157,10 @@ def fashion_mnist(data_dir: str | None = None, *, seed: int = 0, val_fraction: f
 
     x_train, y_train = tensors("train")
     x_test, y_test = tensors("test")
-    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
-    train_tf = v2.Compose([v2.RandomCrop(28, padding=2), v2.RandomHorizontalFlip(), *to_float])
-    eval_tf = v2.Compose(to_float)
+    # Geometric augmentation per image on uint8; scaling and normalisation happen batch-wise in
+    # the model (HierarchicalModule.prepare_inputs) from the input spec's mean and std.
+    train_tf = v2.Compose([v2.RandomCrop(28, padding=2), v2.RandomHorizontalFlip()])
+    eval_tf = None
     train_idx, val_idx = split_indices(x_train.shape[0], val_fraction, seed)
     return DataBundle(
         name="fashion-mnist",

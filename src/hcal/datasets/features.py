@@ -1,0 +1,113 @@
+"""Pre-computed feature vectors from an ``.npz`` file: frozen-backbone features, text or tabular embeddings.
+
+Keys: ``X`` (n x d floats), ``paths`` (n x m strings, coarsest level first) and optionally
+``split`` (n strings, each ``train``, ``val`` or ``test``). Without ``split``, a seeded
+``test_fraction`` (default 0.2) of the samples is held out for test; without ``val`` samples,
+``val_fraction`` of the training samples is held out for validation.
+
+The hierarchy is read from the label paths themselves, or from ``--dataset-arg hierarchy=FILE.json``
+(then every path must be one of its paths). Default backbone: ``mlp``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError, HierarchyError
+from ..hierarchy import Hierarchy
+from ..inputs import InputSpec
+from ._base import DATASETS, DataBundle, TensorDataset, parse_dataset_args, split_indices
+
+SPLITS = ("train", "val", "test")
+
+
+def _resolve_file(data_dir: str | None) -> Path:
+    if data_dir is None:
+        raise DataError("dataset 'features' needs --data-dir FILE.npz (keys X, paths, optional split)")
+    path = Path(data_dir)
+    if not path.exists():
+        raise DataError(f"--data-dir {data_dir!r} does not exist")
+    if path.is_dir():
+        found = sorted(path.glob("*.npz"))
+        if len(found) != 1:
+            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .npz files; give the .npz file itself")
+        path = found[0]
+    return path
+
+
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in ("X", "paths") if k not in npz.files]
+            if missing:
+                raise DataError(
+                    f"{path}: missing key {missing[0]!r} (has {sorted(npz.files)}); save it with "
+                    "np.savez(file, X=features, paths=label_paths, split=splits)"
+                )
+            x, paths = npz["X"], npz["paths"]
+            split = npz["split"] if "split" in npz.files else None
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{path}: 'X' must be an (n, d) numeric array, got shape {x.shape} of {x.dtype}")
+    if paths.ndim != 2 or paths.shape[1] < 2:
+        raise DataError(f"{path}: 'paths' must be (n, m) label names with m >= 2 levels, coarsest first; got shape {paths.shape}")
+    if paths.shape[0] != x.shape[0]:
+        raise DataError(f"{path}: 'X' has {x.shape[0]} rows but 'paths' has {paths.shape[0]}; they must match")
+    if split is not None and split.shape != (x.shape[0],):
+        raise DataError(f"{path}: 'split' must have one entry per row of 'X' ({x.shape[0]}), got shape {split.shape}")
+    if not np.isfinite(x).all():
+        row = int(np.argwhere(~np.isfinite(x))[0][0])
+        raise DataError(f"{path}: 'X' has a non-finite value in row {row}")
+    return x, paths.astype(str), None if split is None else split.astype(str)
+
+
+@DATASETS.register(
+    "features",
+    description="pre-computed feature vectors in an .npz (X, paths, optional split); --data-dir FILE.npz",
+)
+def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
+    opts = parse_dataset_args("features", args, {"hierarchy": str, "test_fraction": float})
+    path = _resolve_file(data_dir)
+    x, paths, split = _load(path)
+    rows = [tuple(p) for p in paths]
+    try:
+        if "hierarchy" in opts:
+            hierarchy = Hierarchy.from_json(opts["hierarchy"])
+        else:
+            hierarchy = Hierarchy(rows)
+        targets = hierarchy.encode_many(rows)
+    except HierarchyError as e:
+        raise HierarchyError(f"{path}: {e}") from None
+    inputs = torch.as_tensor(x, dtype=torch.float32)
+    if split is None:
+        test_fraction = opts.get("test_fraction", 0.2)
+        rest, test_idx = split_indices(len(rows), test_fraction, seed + 1)
+        index = {"train": rest, "test": test_idx, "val": torch.empty(0, dtype=torch.long)}
+    else:
+        bad = sorted(set(split) - set(SPLITS))
+        if bad:
+            raise DataError(f"{path}: 'split' has value {bad[0]!r}; allowed: {', '.join(SPLITS)}")
+        index = {s: torch.as_tensor(np.flatnonzero(split == s), dtype=torch.long) for s in SPLITS}
+        for s in ("train", "test"):
+            if len(index[s]) == 0:
+                raise DataError(f"{path}: the {s!r} split has no samples")
+    if len(index["val"]) == 0:
+        sub_train, sub_val = split_indices(len(index["train"]), val_fraction, seed)
+        index["train"], index["val"] = index["train"][sub_train], index["train"][sub_val]
+    return DataBundle(
+        name="features",
+        hierarchy=hierarchy,
+        input_spec=InputSpec(kind="vector", dim=x.shape[1]),
+        train=TensorDataset(inputs, targets, index["train"]),
+        val=TensorDataset(inputs, targets, index["val"]),
+        test=TensorDataset(inputs, targets, index["test"]),
+        default_backbone="mlp",
+        source=str(path),
+    )
