@@ -76,7 +76,7 @@ def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
     opts = parse_dataset_args("features", args, {"hierarchy": str, "test_fraction": float})
     path = _resolve_file(data_dir)
     x, paths, split = _load(path)
-    rows = [tuple(p) for p in paths]
+    rows = [tuple(map(str, p)) for p in paths.tolist()]
     try:
         if "hierarchy" in opts:
             hierarchy = Hierarchy.from_json(opts["hierarchy"])

@@ -58,7 +58,7 @@ class HierarchicalMetrics(nn.Module):
 
     def compute(self) -> dict[str, float]:
         acc = self.accuracy.compute()
-        links = self.links.compute()
+        links = self.links.compute().reshape(-1)  # torchmetrics squeezes a single link to 0-d
         out = {f"acc_l{k + 1}": float(acc[k]) for k in range(self.depth)}
         out["acc_mean"] = float(acc.mean())
         out["hvr"] = float(self.hvr.compute())
