@@ -91,7 +91,7 @@ def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
         rest, test_idx = split_indices(len(rows), test_fraction, seed + 1)
         index = {"train": rest, "test": test_idx, "val": torch.empty(0, dtype=torch.long)}
     else:
-        bad = sorted(set(split) - set(SPLITS))
+        bad = sorted(set(split.tolist()) - set(SPLITS))
         if bad:
             raise DataError(f"{path}: 'split' has value {bad[0]!r}; allowed: {', '.join(SPLITS)}")
         index = {s: torch.as_tensor(np.flatnonzero(split == s), dtype=torch.long) for s in SPLITS}
