@@ -32,8 +32,11 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(capsys):
-    """Run ``hcal ARGS`` in this process; returns exit code, stdout and stderr."""
+def cli(capsys, tmp_path, monkeypatch):
+    """Run ``hcal ARGS`` in this process, in an empty working directory; returns exit code, stdout, stderr."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
 
     def run(*args: str) -> CliResult:
         try:

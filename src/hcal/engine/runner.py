@@ -120,6 +120,11 @@ class FitResult:
     table: str
 
 
+def _interactive_progress(config: Config) -> bool:
+    """A live progress bar only on a terminal; logs get one line per epoch instead."""
+    return config.progress and sys.stderr.isatty()
+
+
 def _build_trainer(config: Config, run_dir: Path | None, callbacks: list, loggers: Any):
     import lightning as L
 
@@ -137,7 +142,7 @@ def _build_trainer(config: Config, run_dir: Path | None, callbacks: list, logger
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=any(type(c).__name__ == "ModelCheckpoint" for c in callbacks),
-        enable_progress_bar=config.progress,
+        enable_progress_bar=_interactive_progress(config),
         enable_model_summary=False,
         limit_train_batches=limit,
         limit_val_batches=limit,
@@ -161,6 +166,8 @@ def fit(
 
     from .data import HierarchicalDataModule
     from .module import HierarchicalModule
+    from .progress import EpochSummary
+    from .rng import RngStateCallback
 
     _quiet_lightning()
     if resume is not None:
@@ -172,36 +179,45 @@ def fit(
             raise ConfigError(f"--resume {str(run_dir)!r}: this run has finished ({METRICS_FILE} exists); evaluate it with hcal test")
         if not last.is_file():
             raise ConfigError(f"--resume {str(run_dir)!r}: no checkpoint to resume from ({last} is missing)")
+        for stale in last.parent.glob(".*.tmp-*"):  # a write that a crash interrupted; the old file is intact
+            stale.unlink()
     else:
         run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         last = None
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     bundle = load_bundle(config)
-    config = resolve_config(config, bundle)
+    config = resolve_config(config, bundle).replace(run_dir=str(run_dir))
+    # Build the model before touching the run directory: a bad method or backbone leaves nothing behind.
+    module = HierarchicalModule(config.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict())
     if resume is None:
         prepare_run_dir(run_dir, overwrite)
-        config = config.replace(run_dir=str(run_dir))
         config.save(run_dir / CONFIG_FILE)
         bundle.hierarchy.to_json(run_dir / "hierarchy.json")
 
-    module = HierarchicalModule(config.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict())
     data = HierarchicalDataModule(bundle, config.batch_size, config.num_workers, config.seed)
+    # Two callbacks: Lightning >= 2.5 refreshes save_last only when a top-k checkpoint was saved,
+    # but resuming needs the latest epoch every time.
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
         monitor=config.monitor,
         mode=_monitor_mode(config.monitor),
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
         auto_insert_metric_name=False,
+    )
+    latest = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
     loggers = [
         CSVLogger(save_dir=str(run_dir / "logs"), name="", version="csv"),
         TensorBoardLogger(save_dir=str(run_dir / "logs"), name="", version="tensorboard", default_hp_metric=False),
     ]
-    trainer = _build_trainer(config, run_dir, [checkpoints], loggers)
+    callbacks = [checkpoints, latest, RngStateCallback()]
+    if not _interactive_progress(config):
+        callbacks.append(EpochSummary(echo, keys=tuple(dict.fromkeys([config.monitor, "val/acc_l1", "val/hvr"]))))
+    trainer = _build_trainer(config, run_dir, callbacks, loggers)
     h = bundle.hierarchy
     echo(
         f"hcal fit: {config.method} on {config.dataset} ({bundle.source}; {len(bundle.train)} train / "
@@ -211,7 +227,7 @@ def fit(
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if last else None)
     seconds = time.perf_counter() - start
-    best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else run_dir / "checkpoints" / LAST
+    best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else run_dir / "checkpoints" / BEST
     trainer.test(module, datamodule=data, ckpt_path=str(best), verbose=False)
     metrics = dict(module.last_metrics["test"])
     best_score = checkpoints.best_model_score
