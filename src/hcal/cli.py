@@ -36,8 +36,30 @@ def _dataset_arg(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
+def _split(text: str, kind, what: str) -> list:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return _split(text, str, "names")
+
+
+def _ints(text: str) -> list[int]:
+    return _split(text, int, "integers")
+
+
+def _floats(text: str) -> list[float]:
+    return _split(text, float, "numbers")
+
+
+def _add_config_options(parser: argparse.ArgumentParser, skip: set[str] = frozenset()) -> None:
     for f in option_fields():
+        if f.name in skip:
+            continue
         kind, meta = f.metadata["kind"], f.metadata
         default = f.default if f.name != "dataset_args" else {}
         help_text = f"{meta['help']} [{describe_allowed(f)}; default: {default}]"
@@ -90,6 +112,37 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     pred.add_argument("--debug", **debug)
 
+    exp = sub.add_parser("experiment", help="the paper's experiments: compare, ablation, sweep",
+                         description="Run a grid of fits with identical data and budget; resumable.")
+    exp.add_argument("--debug", **debug)
+    kinds = exp.add_subparsers(dest="experiment", required=True, metavar="KIND", parser_class=_Parser)
+    comp = kinds.add_parser("compare", help="methods x seeds, a table like the paper's Table 1")
+    comp.add_argument("--methods", type=_names, default=["hcal"], metavar="A,B,...", help="methods (hcal methods lists them)")
+    comp.add_argument("--paper", action="store_true", help="print the paper's published rows beside, where bundled")
+    abl = kinds.add_parser("ablation", help="HCAL's components on/off, a table like the paper's Table 2")
+    abl.add_argument("--configs", type=_names, metavar="A,B,...", help="configurations (default: the eight of Table 2)")
+    swp = kinds.add_parser("sweep", help="one hyper-parameter over values (the paper's Fig. 5)")
+    swp.add_argument("--param", required=True, choices=("gamma", "epsilon", "tau"), help="what to sweep")
+    swp.add_argument("--values", required=True, type=_floats, metavar="V1,V2,...", help="the values")
+    for p in (comp, abl, swp):
+        p.add_argument("--seeds", type=_ints, default=[0, 1, 2], metavar="S1,S2,...", help="seeds (default 0,1,2)")
+        p.add_argument("--out", metavar="DIR", help="output folder (default: experiments/<kind>-<dataset>)")
+        p.add_argument("--config", metavar="FILE.yaml", help="YAML of the shared options")
+        p.add_argument("--debug", **debug)
+        _add_config_options(p, skip={"method", "seed", "run_dir"})
+
+    vis = sub.add_parser("visualize", help="t-SNE of test embeddings and prototypes (paper Fig. 6-7)",
+                         description="t-SNE maps of test embeddings with each level's prototypes, at initialisation "
+                                     "(checkpoints/init.ckpt) and after training; one PNG per level and one with all.")
+    vis.add_argument("--ckpt", required=True, metavar="PATH", help="trained checkpoint (RUN_DIR/checkpoints/best.ckpt)")
+    vis.add_argument("--init-ckpt", metavar="PATH", help="checkpoint at initialisation (default: init.ckpt beside --ckpt)")
+    vis.add_argument("--data-dir", help="dataset folder (default: the checkpoint's)")
+    vis.add_argument("--samples", type=int, default=2000, help="test samples to map (default 2000)")
+    vis.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")
+    vis.add_argument("--seed", type=int, default=0, help="sample choice and t-SNE seed")
+    vis.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/figures)")
+    vis.add_argument("--debug", **debug)
+
     for family in ("methods", "backbones", "datasets", "weightings"):
         p = sub.add_parser(family, help=f"list the registered {family}")
         p.add_argument("--debug", **debug)
@@ -103,7 +156,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[Config, dict[str, Any]]:
         given["dataset_args"] = dict(given["dataset_args"])
     for name, value in given.items():
         check_option(name, value, "--dataset-arg" if name == "dataset_args" else _flag(name))
-    base = load_yaml(args.config) if args.config else {}
+    base = load_yaml(args.config) if getattr(args, "config", None) else {}
     return Config.from_dict({**base, **given}), given
 
 
@@ -168,7 +221,33 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict}
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .experiments import ablation, compare, sweep
+    from .experiments.commands import DEFAULT_ABLATIONS
+
+    config, _ = config_from_args(args)
+    out = Path(args.out) if args.out else Path("experiments") / f"{args.experiment}-{config.dataset}"
+    if args.experiment == "compare":
+        compare(config, args.methods, args.seeds, out, paper=args.paper)
+    elif args.experiment == "ablation":
+        ablation(config, args.configs or DEFAULT_ABLATIONS, args.seeds, out)
+    else:
+        sweep(config, args.param, args.values, args.seeds, out)
+    return 0
+
+
+def _cmd_visualize(args: argparse.Namespace) -> int:
+    from .experiments import visualize
+
+    visualize(args.ckpt, init_ckpt=args.init_ckpt, out=args.out, samples=args.samples, perplexity=args.perplexity,
+              seed=args.seed, data_dir=args.data_dir)
+    return 0
+
+
+COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict, "experiment": _cmd_experiment,
+            "visualize": _cmd_visualize}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

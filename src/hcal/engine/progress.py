@@ -1,4 +1,4 @@
-"""One line per epoch when no interactive progress bar is shown (logs, CI, nohup)."""
+"""Small callbacks: one line per epoch when no progress bar is shown; the model at initialisation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["EpochSummary"]
+__all__ = ["EpochSummary", "InitCheckpoint"]
 
 
 def _fmt_seconds(s: float) -> str:
@@ -45,3 +45,15 @@ class EpochSummary(Callback):
             f"epoch {done}/{trainer.max_epochs}: {', '.join(parts)} "
             f"({now - self._epoch_start:.0f} s{f', ~{_fmt_seconds(left)} left' if left > 0 else ''})",
         )
+
+
+class InitCheckpoint(Callback):
+    """Saves the model before its first training step (``checkpoints/init.ckpt``), e.g. for the
+    prototype maps at initialisation of ``hcal visualize``. Not rewritten on resume."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.global_step == 0 and not self.path.exists():
+            trainer.save_checkpoint(self.path)

@@ -166,7 +166,7 @@ def fit(
 
     from .data import HierarchicalDataModule
     from .module import HierarchicalModule
-    from .progress import EpochSummary
+    from .progress import EpochSummary, InitCheckpoint
     from .rng import RngStateCallback
 
     _quiet_lightning()
@@ -214,7 +214,7 @@ def fit(
         CSVLogger(save_dir=str(run_dir / "logs"), name="", version="csv"),
         TensorBoardLogger(save_dir=str(run_dir / "logs"), name="", version="tensorboard", default_hp_metric=False),
     ]
-    callbacks = [checkpoints, latest, RngStateCallback()]
+    callbacks = [checkpoints, latest, RngStateCallback(), InitCheckpoint(run_dir / "checkpoints" / "init.ckpt")]
     if not _interactive_progress(config):
         callbacks.append(EpochSummary(echo, keys=tuple(dict.fromkeys([config.monitor, "val/acc_l1", "val/hvr"]))))
     trainer = _build_trainer(config, run_dir, callbacks, loggers)

@@ -1,0 +1,332 @@
+"""Measured, not assumed: hcal's training-step cost, data-loader throughput and HCAL's scaling.
+
+Run from the repository root (after ``bash setup.sh``)::
+
+    .venv/bin/python benchmarks/bench.py                 # everything, ~10 min on 2 CPU cores
+    .venv/bin/python benchmarks/bench.py --quick          # fewer repeats, smaller sizes
+    .venv/bin/python benchmarks/bench.py --only step scaling --json out.json
+
+Every number in one run comes from the same machine and process; ratios are what to compare
+across machines. Sections:
+
+* ``step``: samples/s of an HCAL training step (backbone, projection, prototypes of every level,
+  FA, PP, AWA, backward, SGD step) against a plain cross-entropy step (same backbone, one linear
+  classifier on the finest level, same batch). Interleaved repeats, medians.
+* ``loader``: images/s the data loader delivers (train split, augmentation included) against the
+  images/s the model trains at, for fashion-mnist, cifar10 (if ../shared/data has it) and a
+  generated 224-px image folder. A loader/model ratio above 1 means the loader keeps up.
+* ``scaling``: time and memory of HCAL's loss (forward + backward, 256 embeddings of d=256) as
+  the classes per level grow (1k to 100k prototypes) and as the levels grow (2 to 7). Memory is
+  the bytes autograd saves for the backward pass plus the prototypes and their gradients; peak
+  GPU memory on CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from hcal.backbones import create_backbone  # noqa: E402
+from hcal.config import Config  # noqa: E402
+from hcal.hierarchy import Hierarchy  # noqa: E402
+from hcal.inputs import InputSpec  # noqa: E402
+from hcal.methods import create_method  # noqa: E402
+from hcal.weighting import create_weighting  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def machine() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def tree(sizes_fine_first: list[int]) -> Hierarchy:
+    """A hierarchy with the given classes per level (finest first), children spread evenly."""
+    paths = []
+    for leaf in range(sizes_fine_first[0]):
+        path, idx = [f"l1c{leaf}"], leaf
+        for k in range(1, len(sizes_fine_first)):
+            idx = idx * sizes_fine_first[k] // sizes_fine_first[k - 1]
+            path.append(f"l{k + 1}c{idx}")
+        paths.append(tuple(reversed(path)))
+    return Hierarchy(paths)
+
+
+def median_time(fn, repeats: int, device: torch.device) -> float:
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------- step
+def bench_step(args, device) -> list[dict]:
+    rows = []
+    cases = [("small-cnn", InputSpec(kind="image", channels=1, size=28), fmnist_tree())]
+    if not args.quick or device.type == "cuda":
+        cases.append(("resnet18-cifar", InputSpec(kind="image", channels=3, size=32), tree([100, 20])))
+    for backbone, spec, h in cases:
+        torch.manual_seed(0)
+        cfg = Config(backbone=backbone)
+        hcal = create_method("hcal", h, lambda: create_backbone(backbone, spec), cfg).to(device)
+        awa = create_weighting("awa", h.depth, gamma=0.5)
+        hcal_opt = torch.optim.SGD(hcal.param_groups(cfg), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        ce_backbone = create_backbone(backbone, spec).to(device)
+        ce_head = nn.Linear(ce_backbone.out_features, h.sizes[0]).to(device)
+        ce_opt = torch.optim.SGD([*ce_backbone.parameters(), *ce_head.parameters()], lr=0.01, momentum=0.9, weight_decay=1e-4)
+        b = args.batch_size
+        x = torch.randn(b, spec.channels, spec.size, spec.size, device=device)
+        y = h.leaf_paths()[torch.randint(h.sizes[0], (b,))].to(device)
+
+        def hcal_step():
+            total, _ = awa(hcal.level_losses(x, y))
+            hcal_opt.zero_grad(set_to_none=True)
+            total.backward()
+            hcal_opt.step()
+
+        def ce_step():
+            loss = F.cross_entropy(ce_head(ce_backbone(x)), y[:, 0])
+            ce_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            ce_opt.step()
+
+        steps = 4 if backbone.startswith("resnet") and device.type == "cpu" else (10 if args.quick else 30)
+        for fn in (hcal_step, ce_step, hcal_step, ce_step):  # warm-up
+            fn()
+        hc, ce = [], []
+        for _ in range(3 if args.quick else 7):  # interleaved, so drifts in machine load hit both
+            hc.append(median_time(hcal_step, steps, device))
+            ce.append(median_time(ce_step, steps, device))
+        t_h, t_c = statistics.median(hc), statistics.median(ce)
+        rows.append({
+            "backbone": backbone, "batch": b, "levels": h.depth, "classes": list(h.sizes),
+            "hcal_samples_per_s": b / t_h, "ce_samples_per_s": b / t_c, "hcal_over_ce_time": t_h / t_c,
+        })
+    return rows
+
+
+def fmnist_tree() -> Hierarchy:
+    from hcal.datasets.fashion_mnist import fashion_mnist_hierarchy
+
+    return fashion_mnist_hierarchy()
+
+
+# ---------------------------------------------------------------------------------- loader
+def _make_folder(root: Path, n_per_class: int, size: int = 256) -> Path:
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", n_per_class), ("test", 2)):
+        for leaf in ("cat", "dog", "car", "bus"):
+            folder = root / split / ("animal" if leaf in ("cat", "dog") else "vehicle") / leaf
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                arr = torch.randint(0, 256, (size, size, 3), generator=g, dtype=torch.uint8).numpy()
+                Image.fromarray(arr).save(folder / f"{i}.jpg", quality=90)
+    return root
+
+
+def _loader_rate(dataset, batch: int, workers: int, batches: int) -> float:
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                        persistent_workers=False, generator=torch.Generator().manual_seed(0))
+    it = iter(loader)
+    next(it)  # start-up (worker spawn) is not throughput
+    n, t = 0, time.perf_counter()
+    for _ in range(batches):
+        try:
+            xb, _ = next(it)
+        except StopIteration:
+            break
+        n += xb.shape[0]
+    return n / (time.perf_counter() - t)
+
+
+def _model_rate(bundle, backbone: str, batch: int, steps: int, device) -> float:
+    from hcal.engine.module import HierarchicalModule
+
+    cfg = Config(dataset=bundle.name, backbone=backbone, batch_size=batch)
+    module = HierarchicalModule(cfg.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict()).to(device)
+    opt = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9)
+    xs = torch.stack([bundle.train[i][0] for i in range(batch)]).to(device)
+    ys = torch.stack([bundle.train[i][1] for i in range(batch)]).to(device)
+
+    def step():
+        loss = module.weighting(module.method.level_losses(module.prepare_inputs(xs), ys))[0]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    return batch / median_time(step, steps, device)
+
+
+def bench_loader(args, device) -> list[dict]:
+    from hcal.datasets import DATASETS, create_dataset
+
+    rows = []
+    tmp = tempfile.TemporaryDirectory()
+    cases = [("fashion-mnist", None, {}, "small-cnn")]
+    if "cifar10" in DATASETS and SHARED.is_file():
+        cases.append(("cifar10", str(SHARED), {}, "resnet18-cifar" if device.type == "cuda" else "small-cnn"))
+    else:
+        print(f"loader: skipping cifar10 ({SHARED} or the cifar10 dataset is missing)")
+    if "folder" in DATASETS:
+        root = _make_folder(Path(tmp.name) / "imgs", 16 if args.quick else 64)
+        cases.append(("folder", str(root), {"size": 224}, "resnet18"))
+    for name, data_dir, dargs, backbone in cases:
+        try:
+            t = time.perf_counter()
+            bundle = create_dataset(name, data_dir, seed=0, val_fraction=0.1, **dargs)
+            load_s = time.perf_counter() - t
+        except Exception as e:  # noqa: BLE001 - a benchmark reports and moves on
+            print(f"loader: skipping {name}: {e}")
+            continue
+        batches = 20 if args.quick else 60
+        for workers in sorted({0, min(2, os.cpu_count() or 1)}):
+            loader = _loader_rate(bundle.train, args.batch_size, workers, batches)
+            steps = 2 if backbone == "resnet18" and device.type == "cpu" else 10
+            model = _model_rate(bundle, backbone, args.batch_size, steps, device)
+            rows.append({"dataset": name, "backbone": backbone, "workers": workers, "load_s": load_s,
+                         "loader_images_per_s": loader, "model_images_per_s": model, "loader_over_model": loader / model})
+    tmp.cleanup()
+    return rows
+
+
+# ---------------------------------------------------------------------------------- scaling
+def _loss_cost(sizes: list[int], device, repeats: int, n: int = 256, d: int = 256) -> tuple[float, int]:
+    from hcal.methods.hcal import HCAL
+
+    class Fixed(nn.Module):
+        out_features = d
+
+        def forward(self, x):
+            return x
+
+    h = tree(sizes)
+    torch.manual_seed(0)
+    model = HCAL(h, Fixed, embed_dim=d).to(device)
+    awa = create_weighting("awa", h.depth)
+    x = torch.randn(n, d, device=device)
+    y = h.leaf_paths()[torch.randint(sizes[0], (n,))].to(device)
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        awa(model.level_losses(x, y))[0].backward()
+
+    run()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        run()
+        memory = torch.cuda.max_memory_allocated() - base
+    else:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model.zero_grad(set_to_none=True)
+            total = awa(model.level_losses(x, y))[0]
+        total.backward()
+        params = sum(p.numel() * p.element_size() for p in model.prototypes)
+        memory = sum(saved) + 2 * params  # saved activations + prototypes and their gradients
+    return median_time(run, repeats, device), memory
+
+
+def bench_scaling(args, device) -> dict:
+    repeats = 3 if args.quick else 7
+    classes = [1_000, 10_000, 100_000] if not args.quick else [1_000, 10_000, 30_000]
+    by_classes = []
+    for c in classes:
+        sizes = [c, max(2, c // 10), max(2, c // 100)]
+        t, mem = _loss_cost(sizes, device, repeats)
+        by_classes.append({"classes": sizes, "prototypes": sum(sizes), "seconds": t, "bytes": mem})
+    by_levels = []
+    for m in range(2, 8):
+        sizes = [1000] * m  # same classes per level: cost should grow linearly in m
+        t, mem = _loss_cost(sizes, device, repeats)
+        by_levels.append({"levels": m, "prototypes": sum(sizes), "seconds": t, "bytes": mem})
+    return {"by_classes": by_classes, "by_levels": by_levels}
+
+
+# ---------------------------------------------------------------------------------- report
+def report(results: dict) -> str:
+    out = [f"machine: {results['machine']}", f"command: {results['command']}", ""]
+    if "step" in results:
+        out.append("training step, samples/s (batch %d)" % results["batch_size"])
+        out.append(f"{'backbone':<16}{'classes':<14}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}")
+        for r in results["step"]:
+            out.append(f"{r['backbone']:<16}{str(r['classes']):<14}{r['hcal_samples_per_s']:>10.0f}"
+                       f"{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}")
+        out.append("")
+    if "loader" in results:
+        out.append("data loader vs model, images/s")
+        out.append(f"{'dataset':<15}{'backbone':<16}{'workers':>8}{'load s':>8}{'loader':>10}{'model':>10}{'loader/model':>14}")
+        for r in results["loader"]:
+            out.append(f"{r['dataset']:<15}{r['backbone']:<16}{r['workers']:>8}{r['load_s']:>8.1f}"
+                       f"{r['loader_images_per_s']:>10.0f}{r['model_images_per_s']:>10.0f}{r['loader_over_model']:>14.2f}")
+        out.append("")
+    if "scaling" in results:
+        s = results["scaling"]
+        out.append("HCAL loss, forward+backward, 256 embeddings, d=256")
+        out.append(f"{'classes per level':<26}{'prototypes':>11}{'ms':>9}{'MiB':>9}{'ms/1k protos':>14}")
+        for r in s["by_classes"]:
+            out.append(f"{str(r['classes']):<26}{r['prototypes']:>11}{1e3 * r['seconds']:>9.2f}"
+                       f"{r['bytes'] / 2**20:>9.1f}{1e6 * r['seconds'] / r['prototypes']:>14.3f}")
+        out.append(f"{'levels (1000 classes each)':<26}{'prototypes':>11}{'ms':>9}{'MiB':>9}{'ms/level':>14}")
+        for r in s["by_levels"]:
+            out.append(f"{r['levels']:<26}{r['prototypes']:>11}{1e3 * r['seconds']:>9.2f}"
+                       f"{r['bytes'] / 2**20:>9.1f}{1e3 * r['seconds'] / r['levels']:>14.3f}")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="+", choices=("step", "loader", "scaling"), default=["step", "loader", "scaling"])
+    p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", metavar="FILE", help="also write the results here")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    results = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "batch_size": args.batch_size}
+    for section, fn in (("step", bench_step), ("loader", bench_loader), ("scaling", bench_scaling)):
+        if section in args.only:
+            t = time.perf_counter()
+            results[section] = fn(args, device)
+            print(f"[{section}: {time.perf_counter() - t:.0f} s]", file=sys.stderr)
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""``hcal experiment compare | ablation | sweep``: the paper's experiments, one command each."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import Config, check_option
+from ..errors import ConfigError
+from .grid import RunSpec, run_grid
+from .tables import markdown_table, summarise, table_columns
+
+__all__ = ["compare", "ablation", "sweep", "ABLATIONS"]
+
+# The ablation of the paper's Table 2: multi-task learning, then HCAL's three components.
+# "single-task" trains an independent model per level (MTL off) with HCAL's prototype loss.
+ABLATIONS: dict[str, dict[str, bool]] = {
+    "single-task": {"mtl": False, "fa": False, "pp": False, "awa": False},
+    "MTL": {"mtl": True, "fa": False, "pp": False, "awa": False},
+    "MTL+FA": {"mtl": True, "fa": True, "pp": False, "awa": False},
+    "MTL+PP": {"mtl": True, "fa": False, "pp": True, "awa": False},
+    "MTL+AWA": {"mtl": True, "fa": False, "pp": False, "awa": True},
+    "MTL+FA+PP": {"mtl": True, "fa": True, "pp": True, "awa": False},
+    "MTL+FA+AWA": {"mtl": True, "fa": True, "pp": False, "awa": True},
+    "MTL+PP+AWA": {"mtl": True, "fa": False, "pp": True, "awa": True},
+    "HCAL (MTL+FA+PP+AWA)": {"mtl": True, "fa": True, "pp": True, "awa": True},
+}
+DEFAULT_ABLATIONS = ["single-task", "MTL", "MTL+FA", "MTL+PP", "MTL+AWA", "MTL+FA+PP", "MTL+FA+AWA", "HCAL (MTL+FA+PP+AWA)"]
+SWEEPABLE = {"gamma": "gamma", "epsilon": "epsilon", "tau": "tau"}
+
+
+def _header(title: str, base: Config, seeds: list[int], seconds: float) -> str:
+    import os
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and base.device != "cpu" else "no GPU"
+    return (
+        f"## {title}\n\n"
+        f"dataset `{base.dataset}`, backbone `{base.backbone}`, {base.epochs} epochs, batch {base.batch_size}, "
+        f"seeds {', '.join(map(str, seeds))}, {base.decode} decoding"
+        f"{f', at most {base.limit_batches} batches per epoch' if base.limit_batches else ''}; "
+        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {gpu}; wall time {seconds / 60:.1f} min.\n"
+        "Mean ± std over seeds, in %; best mean of each column in bold (HVR: lowest). "
+        "Model selection on the validation split; each test set evaluated once per run.\n"
+    )
+
+
+def _finish(out: Path, title: str, label_header: str, base: Config, seeds: list[int], rows, started: float,
+            reference: dict | None, note: str | None, echo) -> str:
+    import yaml
+
+    if base.backbone == "auto" and rows:  # name the backbone the runs resolved
+        run_config = yaml.safe_load((Path(rows[0]["run_dir"]) / "config.yaml").read_text())
+        base = base.replace(backbone=run_config["backbone"])
+    text = _header(title, base, seeds, time.perf_counter() - started)
+    if note:
+        text += f"\n{note}\n"
+    text += "\n" + markdown_table(rows, label_header, reference) + "\n"
+    (out / "results.md").write_text(text, encoding="utf-8")
+    echo(text)
+    echo(f"wrote {out / 'results.csv'} and {out / 'results.md'}")
+    return text
+
+
+def _seeds(seeds: list[int]) -> list[int]:
+    if not seeds:
+        raise ConfigError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: {seeds} repeats a seed")
+    return seeds
+
+
+def compare(base: Config, methods: list[str], seeds: list[int], out: Path, paper: bool = False,
+            echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Every (method, seed) with identical data, backbone and budget; Table 1 of the paper."""
+    from ..methods import METHODS
+
+    for m in methods:
+        METHODS.get(m)  # unknown names fail before any training
+    seeds = _seeds(seeds)
+    started = time.perf_counter()
+    specs = [RunSpec(m, s, {"method": m}) for m in methods for s in seeds]
+    rows = run_grid(base, specs, out, "compare", echo)
+    reference, note = (None, None)
+    if paper:
+        from .paper import paper_rows
+
+        reference, note = paper_rows(base.dataset, "compare")
+    _finish(out, "Comparison (paper Table 1 protocol)", "method", base, seeds, rows, started, reference, note, echo)
+    return rows
+
+
+def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo: Callable[[str], None] = print):
+    """HCAL with its components switched on and off; Table 2 of the paper."""
+    unknown = [c for c in configs if c not in ABLATIONS]
+    if unknown:
+        raise ConfigError(f"--configs: unknown configuration {unknown[0]!r}; choose from: {', '.join(ABLATIONS)}")
+    seeds = _seeds(seeds)
+    started = time.perf_counter()
+    specs = [RunSpec(c, s, {"method": "hcal", **ABLATIONS[c]}) for c in configs for s in seeds]
+    rows = run_grid(base.replace(method="hcal"), specs, out, "ablation", echo)
+    _finish(out, "Ablation (paper Table 2 protocol)", "configuration", base.replace(method="hcal"), seeds, rows,
+            started, None, None, echo)
+    return rows
+
+
+def sweep(base: Config, param: str, values: list[float], seeds: list[int], out: Path,
+          echo: Callable[[str], None] = print):
+    """One hyper-parameter over values (the paper's Fig. 5): CSV, table and a PNG line plot."""
+    if param not in SWEEPABLE:
+        raise ConfigError(f"--param: cannot sweep {param!r}; choose one of: {', '.join(SWEEPABLE)}")
+    key = SWEEPABLE[param]
+    if not values:
+        raise ConfigError("--values: give at least one value, e.g. --values 0.1,0.5,1")
+    for v in values:
+        check_option(key, float(v), f"--values ({param})")
+    seeds = _seeds(seeds)
+    started = time.perf_counter()
+    specs = [RunSpec(f"{param}={v:g}", s, {key: float(v)}, {param: float(v)}) for v in values for s in seeds]
+    rows = run_grid(base, specs, out, f"sweep-{param}", echo)
+    png = out / f"sweep_{param}.png"
+    plot_sweep(rows, param, png)
+    _finish(out, f"Sweep of {param} (paper Fig. 5 protocol)", param, base, seeds, rows, started, None,
+            f"![{param} sweep]({png.name})", echo)
+    return rows
+
+
+def plot_sweep(rows: list[dict[str, Any]], param: str, path: Path) -> None:
+    """ACC per level and HVR against the swept value, mean ± std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = table_columns(rows)
+    by_value: dict[float, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_value.setdefault(float(r[param]), []).append(r)
+    xs = sorted(by_value)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for c in [c for c in columns if c.startswith("test/acc_l")] + ["test/hvr"]:
+        stats = [summarise([{**r, "label": "x"} for r in by_value[x]], [c])[0][c] for x in xs]
+        label = "HVR" if c == "test/hvr" else "ACC$^{" + c[len("test/acc_l"):] + "}$"
+        ax.errorbar(xs, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], marker="o",
+                    linestyle="--" if c == "test/hvr" else "-", capsize=3, label=label)
+    if len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(param)
+    ax.set_ylabel("%")
+    ax.set_title(f"test metrics against {param}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,111 @@
+"""The paper's experiments as commands, on `synthetic` with tiny budgets."""
+
+import csv
+
+import numpy as np
+from PIL import Image
+
+from hcal.experiments.tables import markdown_table
+
+TINY = ["--dataset", "synthetic", "--epochs", "1", "--no-progress", "--dataset-arg", "train_size=300"]
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_compare_writes_a_table_and_resumes(cli, tmp_path):
+    out = tmp_path / "cmp"
+    r = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0,1", "--out", out)
+    assert r.code == 0, r
+    rows = _rows(out / "results.csv")
+    assert [(x["label"], x["seed"]) for x in rows] == [("hcal", "0"), ("hcal", "1")]
+    assert {"test/acc_l1", "test/acc_l3", "test/hvr", "test/full_path_acc", "test/hf1"} <= set(rows[0])
+    md = (out / "results.md").read_text()
+    assert "| hcal | 2 |" in md and "backbone `mlp`" in md and "seeds 0, 1" in md
+    mtime = (out / "runs" / "hcal-seed0" / "metrics.json").stat().st_mtime
+    again = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0,1", "--out", out)
+    assert again.code == 0 and again.out.count("finished earlier, skipped") == 2
+    assert (out / "runs" / "hcal-seed0" / "metrics.json").stat().st_mtime == mtime
+    # a changed budget must not silently reuse the finished runs
+    changed = cli("experiment", "compare", *TINY, "--epochs", "2", "--methods", "hcal", "--seeds", "0", "--out", out)
+    assert changed.code != 0 and "epochs: run has 1, now 2" in changed.err
+
+
+def test_compare_continues_an_interrupted_run(cli, tmp_path):
+    out = tmp_path / "cmp"
+    assert cli("experiment", "compare", *TINY, "--epochs", "2", "--methods", "hcal", "--seeds", "0", "--out", out).code == 0
+    run = out / "runs" / "hcal-seed0"
+    (run / "metrics.json").unlink()  # as if killed after its last checkpoint
+    r = cli("experiment", "compare", *TINY, "--epochs", "2", "--methods", "hcal", "--seeds", "0", "--out", out)
+    assert r.code == 0, r
+    assert "resuming the interrupted run" in r.out and (run / "metrics.json").is_file()
+
+
+def test_compare_paper_flag_says_what_it_has(cli, tmp_path):
+    r = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0", "--out", tmp_path / "o", "--paper")
+    assert r.code == 0 and "not one of the paper's datasets" in r.out
+
+
+def test_ablation_runs_the_configurations(cli, tmp_path):
+    out = tmp_path / "abl"
+    r = cli("experiment", "ablation", *TINY, "--configs", "single-task,MTL,HCAL (MTL+FA+PP+AWA)", "--seeds", "0", "--out", out)
+    assert r.code == 0, r
+    rows = _rows(out / "results.csv")
+    assert [x["label"] for x in rows] == ["single-task", "MTL", "HCAL (MTL+FA+PP+AWA)"]
+    import yaml
+
+    single = yaml.safe_load((out / "runs" / "single-task-seed0" / "config.yaml").read_text())
+    assert (single["mtl"], single["fa"], single["pp"], single["awa"]) == (False, False, False, False)
+    assert "| MTL | 1 |" in (out / "results.md").read_text()
+    bad = cli("experiment", "ablation", *TINY, "--configs", "MTL+XYZ", "--out", out)
+    assert bad.code == 2 and "unknown configuration 'MTL+XYZ'" in bad.err
+
+
+def test_default_ablation_has_eight_configurations():
+    from hcal.experiments.commands import ABLATIONS, DEFAULT_ABLATIONS
+
+    assert len(DEFAULT_ABLATIONS) == 8 and all(c in ABLATIONS for c in DEFAULT_ABLATIONS)
+    assert len({tuple(sorted(ABLATIONS[c].items())) for c in DEFAULT_ABLATIONS}) == 8
+
+
+def test_sweep_writes_csv_and_a_real_png(cli, tmp_path):
+    out = tmp_path / "sw"
+    r = cli("experiment", "sweep", *TINY, "--param", "gamma", "--values", "0.1,1,5", "--seeds", "0", "--out", out)
+    assert r.code == 0, r
+    rows = _rows(out / "results.csv")
+    assert [float(x["gamma"]) for x in rows] == [0.1, 1.0, 5.0]
+    import yaml
+
+    assert yaml.safe_load((out / "runs" / "gamma=5-seed0" / "config.yaml").read_text())["gamma"] == 5.0
+    with Image.open(out / "sweep_gamma.png") as img:
+        assert img.format == "PNG" and img.size[0] >= 400 and img.size[1] >= 300
+        assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 20  # a drawn plot, not a blank canvas
+    bad = cli("experiment", "sweep", *TINY, "--param", "epsilon", "--values", "-1", "--out", out)
+    assert bad.code == 2 and ">= 0" in bad.err
+
+
+def test_visualize_draws_every_level_at_init_and_after_training(cli, tmp_path):
+    run = tmp_path / "run"
+    assert cli("fit", *TINY, "--epochs", "2", "--run-dir", run).code == 0
+    assert (run / "checkpoints" / "init.ckpt").is_file()
+    r = cli("visualize", "--ckpt", run / "checkpoints" / "best.ckpt", "--samples", "150", "--perplexity", "10")
+    assert r.code == 0, r
+    names = sorted(p.name for p in (run / "figures").glob("*.png"))
+    assert names == sorted([f"tsne_{s}_{k}.png" for s in ("init", "trained") for k in ("l1", "l2", "l3", "all")])
+    for p in (run / "figures").glob("*.png"):
+        with Image.open(p) as img:
+            assert img.format == "PNG" and img.size == (840, 720)
+            assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 50
+
+
+def test_markdown_table_bolds_the_best_of_each_column():
+    rows = [
+        {"label": "a", "test/acc_l1": 0.8, "test/acc_l2": 0.9, "test/hvr": 0.10, "test/full_path_acc": 0.7, "test/hf1": 0.8},
+        {"label": "a", "test/acc_l1": 0.9, "test/acc_l2": 0.9, "test/hvr": 0.20, "test/full_path_acc": 0.7, "test/hf1": 0.8},
+        {"label": "b", "test/acc_l1": 0.7, "test/acc_l2": 0.95, "test/hvr": 0.05, "test/full_path_acc": 0.6, "test/hf1": 0.9},
+    ]
+    lines = markdown_table(rows).splitlines()
+    assert lines[2] == "| a | 2 | **85.00 ± 7.07** | 90.00 ± 0.00 | 15.00 ± 7.07 | **70.00 ± 0.00** | 80.00 ± 0.00 |"
+    assert lines[3] == "| b | 1 | 70.00 ± 0.00 | **95.00 ± 0.00** | **5.00 ± 0.00** | 60.00 ± 0.00 | **90.00 ± 0.00** |"
