@@ -82,10 +82,11 @@ def test_sigkill_at_random_points_then_resume_gives_identical_metrics(tmp_path):
     signals.mkdir()
     kills = []
 
-    # 1. Killed inside a checkpoint write (its temporary file written, not yet renamed): the 3rd
-    #    write is at the end of epoch 2, after last.ckpt exists.
-    proc = _start([*ARGS, "--run-dir", run_dir], signals, pause_at=3)
-    assert _wait_for(lambda: (signals / f"write-{proc.pid}-3").exists(), proc), proc.communicate()
+    # 1. Killed inside a checkpoint write (its temporary file written, not yet renamed). Writes:
+    #    init.ckpt, then per epoch best.ckpt (when better) and last.ckpt; the 5th is in epoch 1 or 2,
+    #    after last.ckpt exists.
+    proc = _start([*ARGS, "--run-dir", run_dir], signals, pause_at=5)
+    assert _wait_for(lambda: (signals / f"write-{proc.pid}-5").exists(), proc), proc.communicate()
     assert list((run_dir / "checkpoints").glob(".*.tmp-*")), "the kill should land inside a write"
     _kill(proc)
     kills.append("inside a checkpoint write")

@@ -22,9 +22,18 @@ class MLP(nn.Module):
             mods += [nn.Linear(in_features if i == 0 else hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*mods)
         self.out_features = hidden
+        self.token_features = 32 if hidden % 32 == 0 else hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """A vector has no spatial layout: the output features read as ``hidden / 32`` tokens of 32, ``(n, T, 32)``."""
+        return self(x).unflatten(1, (-1, self.token_features))
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``forward(x) == pool_tokens(forward_tokens(x))``: the chunks joined again."""
+        return tokens.flatten(1)
 
 
 @BACKBONES.register("mlp", description="2-layer MLP (256 units) for pre-computed feature vectors", inputs=("vector",))

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import ResNet18_Weights, resnet18
+from torchvision.models import ResNet18_Weights
+from torchvision.models.resnet import BasicBlock, ResNet
 
 from ..errors import ConfigError
 from ..inputs import InputSpec
 from ._base import BACKBONES, check_input_kind
 
-__all__ = ["build_resnet18", "imagenet_weights_path"]
+__all__ = ["ResNet18", "build_resnet18", "imagenet_weights_path"]
 
 _WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
 DOWNLOAD_TIMEOUT_S = 30
@@ -65,8 +66,27 @@ def _load_state(pretrained: str) -> dict[str, torch.Tensor]:
     return state
 
 
+class ResNet18(ResNet):
+    """torchvision's ResNet-18 (the same layers and state-dict keys) that can also return spatial tokens."""
+
+    token_features = 512
+
+    def __init__(self) -> None:
+        super().__init__(BasicBlock, [2, 2, 2, 2])
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's feature grid as spatial tokens, row-major: ``(n, h * w, 512)``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return x.flatten(2).transpose(1, 2)
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``forward(x) == pool_tokens(forward_tokens(x))``: the global average pool."""
+        return tokens.mean(dim=1)
+
+
 def build_resnet18(spec: InputSpec, stem: str, pretrained: str | None = None) -> nn.Module:
-    model = resnet18(weights=None)
+    model = ResNet18()
     if stem == "cifar":
         model.conv1 = nn.Conv2d(spec.channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()

@@ -30,9 +30,18 @@ class SmallCNN(nn.Module):
             nn.Linear(2 * width * 49, out_features, bias=False), nn.BatchNorm1d(out_features), nn.ReLU(inplace=True)
         )
         self.out_features = out_features
+        self.token_features = 2 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The 7x7 grid after the conv blocks as 49 spatial tokens, row-major: ``(n, 49, token_features)``."""
+        return self.features[:-1](x).flatten(2).transpose(1, 2)
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``forward(x) == pool_tokens(forward_tokens(x))``: the hidden layer on the flattened grid."""
+        return self.head(tokens.transpose(1, 2).flatten(1))
 
 
 @BACKBONES.register("small-cnn", description="2-block CNN for small images such as 28x28 Fashion-MNIST", inputs=("image",))

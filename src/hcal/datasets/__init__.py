@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import fashion_mnist, features, synthetic  # noqa: F401  (registration)
+from . import aircraft, cifar10, cifar100, fashion_mnist, features, folder, manifest, synthetic  # noqa: F401  (registration)
 from ._base import DATASETS, DataBundle, TensorDataset, split_indices
 
 __all__ = ["DATASETS", "DataBundle", "TensorDataset", "split_indices", "create_dataset", "list_datasets"]

@@ -10,12 +10,12 @@ import torch
 from ..backbones import create_backbone
 from ..config import Config
 from ..decoding import decode
-from ..errors import HcalError
+from ..errors import ConfigError, HcalError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ..methods import create_method
 from ..metrics import HierarchicalMetrics
-from ..weighting import create_weighting
+from ..weighting import GradientWeighting, SharedTrunk, create_weighting
 from .checkpoint import FORMAT, load_checkpoint_file
 
 __all__ = ["HierarchicalModule", "NonFiniteLossError"]
@@ -30,6 +30,13 @@ class HierarchicalModule(L.LightningModule):
 
     Constructed from plain dicts (config, hierarchy, input spec), which Lightning saves as the
     checkpoint's ``hyper_parameters``: a checkpoint alone rebuilds the model.
+
+    Loss weightings (equal, AWA, ...) train with Lightning's automatic optimisation: the weighted
+    total is minimised. A :class:`~hcal.weighting.GradientWeighting` (GradNorm, CAGrad, IMTL,
+    Nash-MTL) combines the levels' gradients itself, so the module switches to manual
+    optimisation (``automatic_optimization = False``): :meth:`_gradient_weighting_step` takes the
+    method's level losses and shared trunk, lets the weighting fill the gradients and steps the
+    optimiser; the learning-rate schedule is stepped at the end of each epoch, as Lightning would.
     """
 
     def __init__(self, config: dict[str, Any], hierarchy: dict[str, Any], input_spec: dict[str, Any]) -> None:
@@ -42,6 +49,12 @@ class HierarchicalModule(L.LightningModule):
         self.method = create_method(cfg.method, self.hierarchy, lambda: create_backbone(cfg.backbone, spec, cfg.pretrained), cfg)
         name, kwargs = self.method.weighting_spec(cfg)
         self.weighting = create_weighting(name, self.hierarchy.depth, **kwargs)
+        self.automatic_optimization = not isinstance(self.weighting, GradientWeighting)
+        if not self.automatic_optimization and cfg.precision == "16-mixed":
+            raise ConfigError(
+                f"--precision 16-mixed: method {cfg.method!r} combines per-level gradients itself, which fp16 loss "
+                "scaling does not support; use --precision 32 or bf16-mixed"
+            )
         self.decode_mode = cfg.decode
         self.val_metrics = HierarchicalMetrics(self.hierarchy)
         self.test_metrics = HierarchicalMetrics(self.hierarchy)
@@ -77,14 +90,12 @@ class HierarchicalModule(L.LightningModule):
     # ------------------------------------------------------------------ training
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        losses = self.method.level_losses(self.prepare_inputs(x), y)
-        total, weights = self.weighting(losses)
-        if not torch.isfinite(total):
-            detail = ", ".join(f"L_{k} = {float(v):.4g}" for k, v in zip(self.level_keys, losses.detach()))
-            raise NonFiniteLossError(
-                f"non-finite loss at epoch {self.current_epoch}, step {self.global_step} ({detail}); "
-                "training stopped, the last good checkpoint is kept; try a lower --lr"
-            )
+        if not self.automatic_optimization:
+            losses, total, weights = self._gradient_weighting_step(self.prepare_inputs(x), y)
+        else:
+            losses = self.method.level_losses(self.prepare_inputs(x), y)
+            total, weights = self.weighting(losses)
+            self._check_finite(total, losses)
         self.log("train/loss", total, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
         detached = losses.detach()
         self.log_dict(
@@ -95,6 +106,41 @@ class HierarchicalModule(L.LightningModule):
             batch_size=x.shape[0],
         )
         return total
+
+    def _check_finite(self, total: torch.Tensor, losses: torch.Tensor) -> None:
+        if not torch.isfinite(total):
+            detail = ", ".join(f"L_{k} = {float(v):.4g}" for k, v in zip(self.level_keys, losses.detach()))
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {self.current_epoch}, step {self.global_step} ({detail}); "
+                "training stopped, the last good checkpoint is kept; try a lower --lr"
+            )
+
+    def on_train_epoch_start(self) -> None:
+        self.weighting.new_epoch()
+
+    # ------------------------------------------------------------------ gradient weightings (manual optimisation)
+    def _gradient_weighting_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimiser step whose gradients the :class:`~hcal.weighting.GradientWeighting` fills.
+
+        Returns ``(losses, total, weights)`` to log: the ``(m,)`` level losses (detached), their sum
+        and the weights the weighting gave each level's gradient.
+        """
+        optimizer = self.optimizers()
+        level_losses, features = self.method.losses_and_features(x, y)
+        losses = torch.stack([l.detach() for l in level_losses])
+        total, _ = self.weighting(losses)
+        self._check_finite(total, losses)
+        trunk = SharedTrunk(features, self.method.shared_parameters(), self.method.last_shared_parameters())
+        optimizer.zero_grad()
+        weights = self.weighting.backward(level_losses, trunk)
+        optimizer.step()
+        return losses, total, weights
+
+    def on_train_epoch_end(self) -> None:
+        if not self.automatic_optimization:
+            scheduler = self.lr_schedulers()
+            if scheduler is not None:
+                scheduler.step()
 
     def configure_optimizers(self):
         cfg = self.config

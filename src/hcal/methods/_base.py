@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
+from ..errors import ConfigError
 from ..hierarchy import Hierarchy
 from ..registry import Registry
 
@@ -25,6 +26,16 @@ class HierarchicalMethod(nn.Module):
     * :meth:`param_groups` — optimiser groups (name, params, lr).
 
     :meth:`weighting_spec` names the loss weighting to use.
+
+    Methods with a shared trunk (hard parameter sharing) also implement, for the weightings that
+    combine per-level gradients (:class:`~hcal.weighting.GradientWeighting`: GradNorm, CAGrad,
+    IMTL, Nash-MTL):
+
+    * :meth:`losses_and_features` — the per-level losses as a list of scalars and the last shared
+      representation they were computed from (every level's head reads it);
+    * :meth:`shared_parameters` — the trunk's trainable parameters, those whose per-level
+      gradients the weighting combines (every other parameter belongs to one level);
+    * :meth:`last_shared_parameters` — the last shared layer's weights (GradNorm's ``W``).
     """
 
     def __init__(self, hierarchy: Hierarchy) -> None:
@@ -45,6 +56,25 @@ class HierarchicalMethod(nn.Module):
     def weighting_spec(config: Config) -> tuple[str, dict]:
         """``(name, kwargs)`` of the :mod:`~hcal.weighting` that combines this method's level losses."""
         return "equal", {}
+
+    # ------------------------------------------------------------------ shared trunk (gradient weightings)
+    def losses_and_features(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``([L_1, ..., L_m], features)``: the level losses (scalars, finest first) and the shared features."""
+        raise self._no_trunk()
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The shared trunk's trainable parameters (the backbone's, for hard parameter sharing)."""
+        raise self._no_trunk()
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weights of the trunk's last layer."""
+        raise self._no_trunk()
+
+    def _no_trunk(self) -> ConfigError:
+        return ConfigError(
+            f"method {type(self).__name__} has no shared trunk, so it cannot be trained with a weighting "
+            "that combines per-level gradients (gradnorm, cagrad, imtl, nashmtl)"
+        )
 
 
 class Encoder(nn.Module):

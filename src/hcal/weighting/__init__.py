@@ -1,19 +1,39 @@
 """Loss weightings: how the per-level losses of a step become one scalar.
 
 Registered by name in :data:`WEIGHTINGS`; build one with :func:`create_weighting`.
+
+Two kinds: a :class:`Weighting` maps the ``(m,)`` losses to the minimised scalar (equal, AWA,
+uncertainty, DWA); a :class:`GradientWeighting` combines the levels' *gradients* on the shared
+parameters (GradNorm, CAGrad, IMTL, Nash-MTL) and is trained by the engine's manual-optimisation
+path (see :class:`~hcal.engine.HierarchicalModule`).
 """
 
 from __future__ import annotations
 
-from ._base import WEIGHTINGS, Weighting
+from ._base import WEIGHTINGS, GradientWeighting, SharedTrunk, Weighting
 from .awa import AdaptiveWeightAdjustment
+from .cagrad import ConflictAverseGrad
+from .dwa import DynamicWeightAverage
 from .equal import EqualWeighting
+from .gradnorm import GradNorm
+from .imtl import ImpartialMTL
+from .nash_mtl import NashMTLWeighting, NashSolverError
+from .uncertainty import UncertaintyWeighting
 
 __all__ = [
     "WEIGHTINGS",
     "Weighting",
+    "GradientWeighting",
+    "SharedTrunk",
     "AdaptiveWeightAdjustment",
+    "ConflictAverseGrad",
+    "DynamicWeightAverage",
     "EqualWeighting",
+    "GradNorm",
+    "ImpartialMTL",
+    "NashMTLWeighting",
+    "NashSolverError",
+    "UncertaintyWeighting",
     "create_weighting",
     "list_weightings",
 ]

@@ -1,0 +1,174 @@
+"""A CSV manifest of images: one row per image, registered as the ``csv`` dataset.
+
+The first row is a header naming the columns (required):
+
+* ``path`` (required): the image file, relative to the manifest's own folder (or absolute);
+* ``split`` (optional): ``train``, ``val`` or ``test``;
+* every other column is one level of labels; **left to right = coarsest to finest**, at least
+  two. Their header names are free (``kingdom,family,species``) and only used in messages.
+
+Columns may come in any order around the level columns, e.g.
+``path,group,animal,split`` / ``images/cat1.jpg,pet,cat,train``. Fields with commas need CSV
+quotes. Blank lines are skipped; ``--data-dir`` is the manifest file (or a folder holding exactly
+one ``.csv``).
+
+Without a ``split`` column, a seeded ``test_fraction`` (default 0.2) of the rows is held out for
+test; without ``val`` rows, ``val_fraction`` of the training rows is held out for validation.
+The hierarchy is read from the label columns (class order: first appearance), or from
+``--dataset-arg hierarchy=FILE`` (.json or .csv, as for ``folder``), then every row must agree with it.
+
+Every listed file must exist (checked at load, one ``stat`` per row). Images are read as for
+``folder`` (same options ``size``, ``in_memory``, ``channels``, ``verify``; same policy: in memory,
+unreadable images stop the load naming the file; from files, the first unreadable image stops
+training naming the file). Errors name the manifest's line.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError, HierarchyError
+from ._base import DATASETS, DataBundle, parse_dataset_args, split_indices
+from ._images import image_spec
+from ._labels import PathCollector, encode_with, read_hierarchy_file
+from .folder import SPLITS, build_image_bundle, check_image_options, split_sizes
+
+__all__ = ["read_manifest"]
+
+OPTIONS = {"hierarchy": str, "size": int, "in_memory": bool, "channels": int, "verify": bool, "test_fraction": float}
+HEADER_HELP = "the first row must name the columns: path, one column per level (coarsest first), optional split"
+
+
+def _resolve(data_dir: str | None) -> Path:
+    if data_dir is None:
+        raise DataError("dataset 'csv' needs --data-dir MANIFEST.csv (columns: path, one per level coarsest first, optional split)")
+    path = Path(data_dir)
+    if not path.exists():
+        raise DataError(f"--data-dir {data_dir!r} does not exist")
+    if path.is_dir():
+        found = sorted(path.glob("*.csv"))
+        if len(found) != 1:
+            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .csv files; give the manifest file itself")
+        path = found[0]
+    return path
+
+
+def read_manifest(path: Path):
+    """``(files, label paths, splits or None, line numbers, level column names)``, checked row by row."""
+    files: list[str] = []
+    labels: list[tuple[str, ...]] = []
+    splits: list[str] = []
+    lines: list[int] = []
+    base = path.parent
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path} is empty; {HEADER_HELP}")
+            header = [h.strip() for h in header]
+            where = f"{path}, line 1"
+            if "path" not in header:
+                raise DataError(f"{where}: the header has no 'path' column (found: {', '.join(header)}); {HEADER_HELP}")
+            dup = sorted({h for h in header if header.count(h) > 1})
+            if dup:
+                raise DataError(f"{where}: column {dup[0]!r} appears twice in the header; name every column once")
+            path_col = header.index("path")
+            split_col = header.index("split") if "split" in header else None
+            level_cols = [i for i, h in enumerate(header) if h not in ("path", "split")]
+            if len(level_cols) < 2:
+                raise DataError(
+                    f"{where}: {len(level_cols)} label column(s) ({', '.join(header[i] for i in level_cols) or 'none'}); "
+                    f"a hierarchy needs at least 2, coarsest first; {HEADER_HELP}"
+                )
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                where = f"{path}, line {reader.line_num}"
+                if len(row) != len(header):
+                    raise DataError(
+                        f"{where}: {len(row)} fields but the header has {len(header)} ({','.join(header)}); "
+                        "fix the row (quote fields that contain commas)"
+                    )
+                cells = [c.strip() for c in row]
+                for i in [path_col, *level_cols]:
+                    if not cells[i]:
+                        raise DataError(f"{where}: the {header[i]!r} field is empty; every row needs a path and one label per level")
+                if split_col is not None and cells[split_col] not in SPLITS:
+                    raise DataError(f"{where}: split {cells[split_col]!r} is not one of {', '.join(SPLITS)}")
+                files.append(str(base / cells[path_col]))
+                labels.append(tuple(cells[i] for i in level_cols))
+                if split_col is not None:
+                    splits.append(cells[split_col])
+                lines.append(reader.line_num)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path} cannot be read as CSV: {e}") from None
+    if not files:
+        raise DataError(f"{path} has a header but no rows; add one row per image")
+    return files, labels, (splits if split_col is not None else None), lines, [header[i] for i in level_cols]
+
+
+@DATASETS.register(
+    "csv",
+    description="a CSV manifest of images: header path,<level columns coarsest first>[,split]; --data-dir FILE.csv",
+)
+def manifest(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
+    start = time.perf_counter()
+    opts = parse_dataset_args("csv", args, OPTIONS)
+    size, channels = opts.get("size", 224), opts.get("channels", 3)
+    check_image_options("csv", size, channels)
+    path = _resolve(data_dir)
+    files, labels, splits, lines, _ = read_manifest(path)
+
+    missing = [i for i, f in enumerate(files) if not os.path.isfile(f)]
+    if missing:
+        i = missing[0]
+        more = f" ({len(missing)} listed files are missing)" if len(missing) > 1 else ""
+        raise DataError(
+            f"{path}, line {lines[i]}: image {files[i]!r} does not exist{more}; paths are relative to the manifest's folder"
+        )
+
+    fixed = read_hierarchy_file(opts["hierarchy"]) if "hierarchy" in opts else None
+    collector = PathCollector(fix="; fix the manifest")
+    rows = []
+    for label, line in zip(labels, lines):
+        where = f"{path}, line {line}"
+        if fixed is not None and label not in collector:
+            try:
+                fixed.encode(label)
+            except HierarchyError as e:
+                raise HierarchyError(f"{where}: {e}; fix the row or the hierarchy file {opts['hierarchy']!r}") from None
+        rows.append(collector.add(label, where))
+    hierarchy = fixed if fixed is not None else collector.hierarchy()
+    targets_all = encode_with(hierarchy, collector.paths, rows)
+
+    # Store samples split after split so the in-memory tensor and the indices line up.
+    if splits is None:
+        rest, test_idx = split_indices(len(files), opts.get("test_fraction", 0.2), seed + 1)
+        by_split = {"train": rest.tolist(), "test": test_idx.tolist()}
+    else:
+        by_split = {s: [i for i, v in enumerate(splits) if v == s] for s in SPLITS}
+        for s in ("train", "test"):
+            if not by_split[s]:
+                raise DataError(f"{path}: no row has split {s!r}; the train and test splits need at least one image each")
+        if not by_split["val"]:
+            del by_split["val"]
+    order = [i for s in SPLITS if s in by_split for i in by_split[s]]
+    index = split_sizes({s: len(v) for s, v in by_split.items()}, seed, val_fraction)
+    return build_image_bundle(
+        "csv",
+        [files[i] for i in order],
+        targets_all[torch.as_tensor(order, dtype=torch.long)],
+        hierarchy,
+        index,
+        spec=image_spec(size, channels),
+        in_memory=opts.get("in_memory"),
+        verify=opts.get("verify", False),
+        note=f"{path}, manifest",
+        start=start,
+    )
