@@ -105,3 +105,19 @@ def test_without_gathering_fa_would_differ():
     full = _model().level_losses(x, y)
     halves = torch.stack([_model().level_losses(x[s], y[s]) for s in (slice(0, N // 2), slice(N // 2, N))]).mean(0)
     assert not torch.allclose(full[1:], halves[1:], atol=1e-4)
+
+
+def test_fit_with_two_cpu_processes_through_the_cli(tmp_path):
+    """Lightning re-runs the command for rank 1; only rank 0 prepares and writes the run directory."""
+    import json
+
+    from .conftest import run_hcal_subprocess
+
+    r = run_hcal_subprocess("fit", "--dataset", "synthetic", "--devices", "2", "--device", "cpu", "--epochs", "2",
+                            "--no-progress", cwd=tmp_path, timeout=300)
+    assert r.code == 0, r
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1, runs  # rank 1 used rank 0's default run directory, not one of its own
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["test/acc_l3"] > 0.9
+    assert r.out.count("test metrics") == 1 and "sync_dist" not in r.err

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ..augment import PadCropFlip
 from ..errors import DataError
 from ..inputs import InputSpec
 
@@ -136,12 +137,10 @@ def eval_geometry(spec: InputSpec) -> v2.Compose:
     return v2.Compose([v2.Resize(spec.resize or spec.size, antialias=True), v2.CenterCrop(spec.size)])
 
 
-def pad_crop_flip(size: int, padding: int | None = None, rotation: float = 0.0) -> v2.Compose:
-    """Training augmentation for small images already at ``size``: padded random crop, flip (, rotation)."""
-    steps = [v2.RandomCrop(size, padding=max(1, size // 8) if padding is None else padding), v2.RandomHorizontalFlip()]
-    if rotation:
-        steps.append(v2.RandomRotation(rotation))
-    return v2.Compose(steps)
+def pad_crop_flip(size: int, padding: int | None = None, rotation: float = 0.0) -> PadCropFlip:
+    """Training augmentation for small images already at ``size``: padded random crop, flip (, rotation);
+    it can also run batch-wise on the training device (:mod:`hcal.augment`)."""
+    return PadCropFlip(size, max(1, size // 8) if padding is None else padding, rotation)
 
 
 def resized_crop_flip(size: int) -> v2.Compose:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
+from ..augment import PadCropFlip
 from ..errors import DataError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
@@ -159,7 +159,7 @@ def fashion_mnist(data_dir: str | None = None, *, seed: int = 0, val_fraction: f
     x_test, y_test = tensors("test")
     # Geometric augmentation per image on uint8; scaling and normalisation happen batch-wise in
     # the model (HierarchicalModule.prepare_inputs) from the input spec's mean and std.
-    train_tf = v2.Compose([v2.RandomCrop(28, padding=2), v2.RandomHorizontalFlip()])
+    train_tf = PadCropFlip(28, padding=2)
     eval_tf = None
     train_idx, val_idx = split_indices(x_train.shape[0], val_fraction, seed)
     return DataBundle(

@@ -35,6 +35,27 @@ class EpochSeededSampler(Sampler[int]):
         return self.length
 
 
+def split_batch_augmentation(bundle: DataBundle) -> tuple[DataBundle, "torch.nn.Module | None"]:
+    """Move the training split's per-image augmentation to the batch, where it can be.
+
+    Returns the bundle with an un-augmented training split and the batch-wise module
+    (:class:`~hcal.augment.BatchPadCropFlip`), or the bundle unchanged and ``None`` when its
+    augmentation has no batch form (e.g. random resized crops of images read from files).
+    """
+    import copy
+    import dataclasses
+
+    from ..augment import PadCropFlip
+    from ..datasets import TensorDataset
+
+    train = bundle.train
+    if not (isinstance(train, TensorDataset) and isinstance(train.transform, PadCropFlip)):
+        return bundle, None
+    plain = copy.copy(train)
+    plain.transform = None
+    return dataclasses.replace(bundle, train=plain), train.transform.batched()
+
+
 class HierarchicalDataModule(L.LightningDataModule):
     def __init__(self, bundle: DataBundle, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()

@@ -46,7 +46,9 @@ class HierarchicalModule(L.LightningModule):
         self.hierarchy = Hierarchy.from_dict(hierarchy)
         self.input_spec = InputSpec.from_dict(input_spec)
         cfg, spec = self.config, self.input_spec
-        self.method = create_method(cfg.method, self.hierarchy, lambda: create_backbone(cfg.backbone, spec, cfg.pretrained), cfg)
+        self.method = create_method(cfg.method, self.hierarchy, lambda: self._backbone(cfg, spec), cfg)
+        if cfg.channels_last and spec.kind == "image":
+            self.method.to(memory_format=torch.channels_last)
         name, kwargs = self.method.weighting_spec(cfg)
         self.weighting = create_weighting(name, self.hierarchy.depth, **kwargs)
         self.automatic_optimization = not isinstance(self.weighting, GradientWeighting)
@@ -56,6 +58,7 @@ class HierarchicalModule(L.LightningModule):
                 "scaling does not support; use --precision 32 or bf16-mixed"
             )
         self.decode_mode = cfg.decode
+        self.batch_augment: torch.nn.Module | None = None  # set by the runner for --augment-on device
         self.val_metrics = HierarchicalMetrics(self.hierarchy)
         self.test_metrics = HierarchicalMetrics(self.hierarchy)
         self.register_buffer("leaf_paths", self.hierarchy.leaf_paths(), persistent=False)
@@ -69,6 +72,17 @@ class HierarchicalModule(L.LightningModule):
             self.input_mean = self.input_std = None
 
     # ------------------------------------------------------------------ inference
+    @staticmethod
+    def _backbone(cfg: Config, spec: InputSpec):
+        backbone = create_backbone(cfg.backbone, spec, cfg.pretrained)
+        if cfg.compile:
+            backbone.compile()  # in place: the state-dict keys (and checkpoints) stay the same
+        return backbone
+
+    def _gather(self, t: torch.Tensor) -> torch.Tensor:
+        """The global batch's ``t`` from every DDP process, gradients flowing back to each part."""
+        return self.all_gather(t, sync_grads=t.is_floating_point()).flatten(0, 1)
+
     def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Batch-wise, on the training device: uint8 images to floats in [0, 1], then normalised.
 
@@ -78,6 +92,8 @@ class HierarchicalModule(L.LightningModule):
             x = x.float().div_(255)
         if self.input_mean is not None:
             x = (x - self.input_mean) / self.input_std
+        if self.config.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -90,10 +106,18 @@ class HierarchicalModule(L.LightningModule):
     # ------------------------------------------------------------------ training
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        if self.batch_augment is not None:  # --augment-on device: per-image random draws, one batch op
+            x = self.batch_augment(x)
         if not self.automatic_optimization:
             losses, total, weights = self._gradient_weighting_step(self.prepare_inputs(x), y)
         else:
-            losses = self.method.level_losses(self.prepare_inputs(x), y)
+            if getattr(self.method, "gathers_batch", False) and self.trainer.world_size > 1:
+                # Every process computes the loss of the global batch (FA's class means need it);
+                # DDP's gradient averaging then gives exactly the one-process gradient, and AWA's
+                # weights are the same on every process.
+                losses = self.method.level_losses(self.prepare_inputs(x), y, gather=self._gather)
+            else:
+                losses = self.method.level_losses(self.prepare_inputs(x), y)
             total, weights = self.weighting(losses)
             self._check_finite(total, losses)
         self.log("train/loss", total, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
@@ -191,7 +215,7 @@ class HierarchicalModule(L.LightningModule):
         ckpt = load_checkpoint_file(path, map_location)
         hp = dict(ckpt["hyper_parameters"])
         # The trained weights replace any pretrained ones: do not fetch those again.
-        hp["config"] = {**hp["config"], "pretrained": None}
+        hp["config"] = {**hp["config"], "pretrained": None, "compile": False}
         module = cls(**hp)
         try:
             module.load_state_dict(ckpt["state_dict"])

@@ -43,6 +43,7 @@ def _quiet_lightning() -> None:
         ".*GPU available but not used.*",
         ".*You are using `torch.load` with `weights_only=False`.*",
         ".*isinstance.treespec, LeafSpec.*",
+        ".*It is recommended to use `self.log\\(.*sync_dist=True.*",  # torchmetrics already synced them
     ):
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -73,6 +74,21 @@ def resolve_config(config: Config, bundle: DataBundle) -> Config:
 
 def _monitor_mode(monitor: str) -> str:
     return "min" if monitor.split("/")[-1].startswith("hvr") else "max"
+
+
+RUN_DIR_ENV = "HCAL_RUN_DIR"
+
+
+def _global_rank() -> int:
+    """This process's rank in a DDP run started by Lightning (0 when not distributed)."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
+    local, node = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("NODE_RANK", 0))
+    return node * max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))) + local if local or node else 0
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    pass
 
 
 def default_run_dir(config: Config) -> Path:
@@ -120,6 +136,12 @@ class FitResult:
     table: str
 
 
+def _augment_on_device(config: Config) -> bool:
+    if config.augment_on == "auto":
+        return _accelerator(config.device) == "gpu" or (config.device == "auto" and torch.cuda.is_available())
+    return config.augment_on == "device"
+
+
 def _interactive_progress(config: Config) -> bool:
     """A live progress bar only on a terminal; logs get one line per epoch instead."""
     return config.progress and sys.stderr.isatty()
@@ -131,10 +153,17 @@ def _build_trainer(config: Config, run_dir: Path | None, callbacks: list, logger
     from .checkpoint import AtomicCheckpointIO
 
     limit = config.limit_batches if config.limit_batches is not None else 1.0
+    accelerator = _accelerator(config.device)
+    distributed = config.devices * config.num_nodes > 1
+    gpu = accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
     return L.Trainer(
         max_epochs=config.epochs,
-        accelerator=_accelerator(config.device),
-        devices=1,
+        accelerator=accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy="ddp" if distributed or config.strategy == "ddp" else "auto",
+        # Exact batch statistics over the global batch; SyncBatchNorm exists on GPUs only.
+        sync_batchnorm=distributed and gpu,
         precision=config.precision,
         deterministic=config.deterministic,
         default_root_dir=str(run_dir) if run_dir else None,
@@ -164,12 +193,15 @@ def fit(
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from .data import HierarchicalDataModule
+    from .data import HierarchicalDataModule, split_batch_augmentation
     from .module import HierarchicalModule
     from .progress import EpochSummary, InitCheckpoint
     from .rng import RngStateCallback
 
     _quiet_lightning()
+    main = _global_rank() == 0  # under DDP, Lightning re-runs this command for ranks 1..N-1
+    if not main:
+        echo = _silent
     if resume is not None:
         run_dir = Path(resume)
         last = run_dir / "checkpoints" / LAST
@@ -179,8 +211,10 @@ def fit(
             raise ConfigError(f"--resume {str(run_dir)!r}: this run has finished ({METRICS_FILE} exists); evaluate it with hcal test")
         if not last.is_file():
             raise ConfigError(f"--resume {str(run_dir)!r}: no checkpoint to resume from ({last} is missing)")
-        for stale in last.parent.glob(".*.tmp-*"):  # a write that a crash interrupted; the old file is intact
+        for stale in last.parent.glob(".*.tmp-*") if main else ():  # a write a crash interrupted; the old file is intact
             stale.unlink()
+    elif not main:
+        run_dir, last = Path(os.environ[RUN_DIR_ENV]), None  # the directory rank 0 prepared
     else:
         run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         last = None
@@ -190,11 +224,14 @@ def fit(
     config = resolve_config(config, bundle).replace(run_dir=str(run_dir))
     # Build the model before touching the run directory: a bad method or backbone leaves nothing behind.
     module = HierarchicalModule(config.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict())
-    if resume is None:
+    if resume is None and main:
         prepare_run_dir(run_dir, overwrite)
         config.save(run_dir / CONFIG_FILE)
         bundle.hierarchy.to_json(run_dir / "hierarchy.json")
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the DDP processes Lightning starts
 
+    if _augment_on_device(config):
+        bundle, module.batch_augment = split_batch_augmentation(bundle)
     data = HierarchicalDataModule(bundle, config.batch_size, config.num_workers, config.seed)
     # Two callbacks: Lightning >= 2.5 refreshes save_last only when a top-k checkpoint was saved,
     # but resuming needs the latest epoch every time.
@@ -233,6 +270,8 @@ def fit(
     best_score = checkpoints.best_model_score
     metrics[f"best_{config.monitor}"] = float(best_score) if best_score is not None else float("nan")
     metrics = {k: metrics[k] for k in sorted(metrics, key=lambda k: (not k.startswith("test/"), k))}
+    if not main:
+        return FitResult(run_dir, metrics, best, seconds, "")
     _write_json(run_dir / METRICS_FILE, metrics)
     _write_json(
         run_dir / RUN_INFO_FILE,

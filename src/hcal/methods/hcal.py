@@ -31,6 +31,7 @@ Gather = Callable[[torch.Tensor], torch.Tensor]
 
 
 class HCAL(HierarchicalMethod):
+    gathers_batch = True  # level_losses takes ``gather`` for distributed training
     def __init__(
         self,
         hierarchy: Hierarchy,
