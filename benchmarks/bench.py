@@ -47,7 +47,7 @@ from hcal.inputs import InputSpec  # noqa: E402
 from hcal.methods import create_method  # noqa: E402
 from hcal.weighting import create_weighting  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+SHARED = Path(os.environ.get("HCAL_CIFAR10", ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
 
 
 def machine() -> str:

@@ -126,3 +126,13 @@ def test_predict_input_errors(cli, tmp_path):
     np.save(tmp_path / "ok.npy", np.zeros((1, 16), "float32"))
     assert cli("predict", "--ckpt", ckpt, tmp_path / "ok.npy", "--output", tmp_path / "p.csv").code == 0
     assert_one_line_error(cli("predict", "--ckpt", ckpt, tmp_path / "ok.npy", "--output", tmp_path / "p.csv"), "exists", "--overwrite")
+
+
+def test_worker_traceback_in_a_message_is_reduced_to_its_last_line():
+    from hcal.cli import _one_line
+    from hcal.errors import DataError
+
+    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                        '  File "x.py", line 1\nhcal.errors.DataError: img/3.jpg: not a readable image; remove it')
+    assert _one_line(wrapped) == "img/3.jpg: not a readable image; remove it"
+    assert _one_line(DataError("plain")) == "plain"

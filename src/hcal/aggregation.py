@@ -34,5 +34,5 @@ def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
         )
     classes, inverse = torch.unique(labels, sorted=True, return_inverse=True)
     sums = features.new_zeros(classes.shape[0], features.shape[1]).index_add(0, inverse, features)
-    counts = torch.bincount(inverse, minlength=classes.shape[0]).to(features.dtype)
+    counts = torch.bincount(inverse, minlength=classes.shape[0])
     return sums / counts.unsqueeze(1), classes

@@ -250,6 +250,16 @@ COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict, "experi
             "visualize": _cmd_visualize}
 
 
+def _one_line(error: Exception) -> str:
+    """The message alone: a data-loader worker re-raises an error with the worker's traceback in its text."""
+    import re
+
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(error).__name__
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = COMMANDS.get(args.command, _cmd_list)
@@ -258,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HcalError as e:
         if args.debug:
             raise
-        print(f"hcal {args.command}: error: {e}", file=sys.stderr)
+        print(f"hcal {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hcal {args.command}: interrupted", file=sys.stderr)

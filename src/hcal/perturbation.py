@@ -31,5 +31,5 @@ def perturb_prototypes(
     unit = F.normalize(prototypes, dim=-1)
     if epsilon == 0:
         return unit
-    noise = torch.rand(unit.shape, generator=generator, device=unit.device, dtype=unit.dtype)
-    return F.normalize(unit + (2 * noise - 1) * epsilon, dim=-1)
+    noise = torch.empty_like(unit, requires_grad=False).uniform_(-epsilon, epsilon, generator=generator)
+    return F.normalize(unit + noise, dim=-1)

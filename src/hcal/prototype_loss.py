@@ -22,7 +22,7 @@ def prototype_logits(features: torch.Tensor, prototypes: torch.Tensor, tau: floa
     """``(n, c)`` similarities ``<f, p> / tau`` between embeddings and (unit-norm) prototypes."""
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    return features @ prototypes.t() / tau
+    return features @ prototypes.t() if tau == 1.0 else features @ prototypes.t() / tau
 
 
 def prototype_infonce(

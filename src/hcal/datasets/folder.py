@@ -336,6 +336,22 @@ def split_sizes(sizes: dict[str, int], seed: int, val_fraction: float) -> dict[s
     return index
 
 
+_DECODED: dict = {}  # one entry: an experiment grid loads the same images for every (method, seed)
+
+
+def _decoded(where: str, files: list[str], readers, spec) -> torch.Tensor:
+    """``stack_images`` of these files, reused while this process loads the same ones again."""
+    try:
+        stamp = os.stat(where).st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (where, stamp, len(files), hash(tuple(files)), spec)
+    if key not in _DECODED:
+        _DECODED.clear()
+        _DECODED[key] = stack_images(zip(files, readers), len(files), spec)[0]
+    return _DECODED[key]
+
+
 def build_image_bundle(
     name: str,
     files: list[str],
@@ -367,7 +383,7 @@ def build_image_bundle(
         check_memory(len(files), spec, where)
         if readers is None:
             readers = [functools.partial(read_file_bytes, f) for f in files]
-        inputs, _ = stack_images(zip(files, readers), len(files), spec)
+        inputs = _decoded(where, files, readers, spec)
         train_tf = pad_crop_flip(spec.size)
         datasets = {s: TensorDataset(inputs, targets, index[s], train_tf if s == "train" else None) for s in SPLITS}
         note += f", decoded into memory in {time.perf_counter() - start:.1f} s"

@@ -58,10 +58,15 @@ class HCAL(HierarchicalMethod):
             return [self.encoders[0](x)] * self.num_levels
         return [enc(x) for enc in self.encoders]
 
+    def unit_prototypes(self, epsilon: float = 0.0) -> list[torch.Tensor]:
+        """Every level's prototypes, L2-normalised (and perturbed when ``epsilon > 0``), in one pass."""
+        return list(perturb_prototypes(torch.cat(list(self.prototypes)), epsilon).split(self.hierarchy.sizes))
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [
-            prototype_logits(f, F.normalize(p, dim=1), self.tau) for f, p in zip(self.embed(x), self.prototypes)
-        ]
+        protos = self.unit_prototypes()
+        if self.mtl:  # one similarity matrix against every level's prototypes, split per level
+            return list(prototype_logits(self.embed(x)[0], torch.cat(protos), self.tau).split(self.hierarchy.sizes, dim=1))
+        return [prototype_logits(f, p, self.tau) for f, p in zip(self.embed(x), protos)]
 
     def level_losses(self, x: torch.Tensor, y: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
         """The ``(m,)`` per-level prototype losses of a batch.
@@ -69,15 +74,27 @@ class HCAL(HierarchicalMethod):
         ``gather`` (distributed training) maps a per-process tensor to the global batch's,
         keeping gradients; class means are then taken over the global batch.
         """
-        losses = []
-        for k, (f, p) in enumerate(zip(self.embed(x), self.prototypes)):
-            protos = perturb_prototypes(p, self.epsilon if self.training else 0.0)
-            targets = y[:, k]
-            if gather is not None:
-                f, targets = gather(f), gather(targets)
-            if k > 0 and self.fa:
-                f, targets = class_means(f, targets)
-            losses.append(prototype_infonce(f, protos, targets, self.tau))
+        m, sizes = self.num_levels, self.hierarchy.sizes
+        protos = self.unit_prototypes(self.epsilon if self.training else 0.0)
+        # <f, p> / tau = <f / tau, p>, and class means commute with the scaling: dividing the
+        # embeddings once is the same loss with fewer operations (temperature 1 below).
+        embeds = [f / self.tau for f in self.embed(x)] if not self.mtl else [self.embed(x)[0] / self.tau] * m
+        if gather is not None:
+            y = gather(y)
+            embeds = [gather(embeds[0])] * m if self.mtl else [gather(f) for f in embeds]
+        losses: list[torch.Tensor] = [torch.empty(0)] * m
+        per_sample = [k for k in range(m) if k == 0 or not self.fa]  # every sample is a term
+        if self.mtl and len(per_sample) > 1:  # shared embedding: one matmul for these levels
+            logits = prototype_logits(embeds[0], torch.cat([protos[k] for k in per_sample]), 1.0)
+            for k, z in zip(per_sample, logits.split([sizes[k] for k in per_sample], dim=1)):
+                losses[k] = F.cross_entropy(z, y[:, k])
+        else:
+            for k in per_sample:
+                losses[k] = prototype_infonce(embeds[k], protos[k], y[:, k], 1.0)
+        for k in range(m):
+            if k not in per_sample:  # FA: each class of the batch is one term, its mean embedding
+                means, classes = class_means(embeds[k], y[:, k])
+                losses[k] = prototype_infonce(means, protos[k], classes, 1.0)
         return torch.stack(losses)
 
     def param_groups(self, config: Config) -> list[dict]:

@@ -31,4 +31,4 @@ class AdaptiveWeightAdjustment(Weighting):
 
     def forward(self, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = torch.softmax(losses.detach() / self.gamma, dim=0)
-        return (weights * losses).sum(), weights
+        return torch.dot(weights, losses), weights
