@@ -18,6 +18,7 @@ from hcal.methods import CMT, DMT, METHODS, HardSharing, MMoE, SingleTask, creat
 from hcal.methods.cmt import implied_coarse_log_probs
 from hcal.methods.dmt import backbone_tokens
 
+from .test_hcal_components import Identity
 from .conftest import assert_one_line_error
 
 # 432 training samples: 14 steps an epoch
@@ -107,13 +108,6 @@ def test_baseline_option_errors_are_one_line(cli, args, fragments):
 
 
 # ------------------------------------------------------------------------------------ the parts
-class Identity(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.out_features = dim
-
-    def forward(self, x):
-        return x
 
 
 @pytest.mark.parametrize("name", BACKBONES.names())

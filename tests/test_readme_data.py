@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 
+from .test_readme import _blocks_after
 from .conftest import ROOT
 from ._image_fixtures import write_image
 
@@ -21,12 +22,6 @@ BUDGET = ["--epochs", "1", "--limit-batches", "1", "--batch-size", "8", "--datas
 IMAGES_PER_FOLDER = 4
 
 
-def _blocks_after(marker: str) -> list[tuple[str, str]]:
-    start = README.index(f"<!-- readme-test: {marker} -->")
-    section = README[start:]
-    end = re.search(r"\n#+ ", section)
-    section = section[: end.start()] if end else section
-    return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
 
 
 def _expand_braces(pattern: str) -> list[str]:
