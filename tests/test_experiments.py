@@ -48,6 +48,38 @@ def test_compare_paper_flag_says_what_it_has(cli, tmp_path):
     assert r.code == 0 and "not one of the paper's datasets" in r.out
 
 
+def test_compare_prints_reference_rows_from_a_csv(cli, tmp_path):
+    ref = tmp_path / "published.csv"
+    ref.write_text("label,acc_l1,acc_l3,hvr\nSomeone's HCAL,81.25,,3.5\n", encoding="utf-8")
+    out = tmp_path / "o"
+    r = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0", "--out", out, "--reference", ref)
+    assert r.code == 0, r
+    md = (out / "results.md").read_text()
+    # ACC^1, ACC^2, ACC^3, HVR, full path, hF1: given cells as written, the rest a dash
+    assert "| Someone's HCAL (reference) | – | 81.25 | – | – | 3.50 | – | – |" in md
+    assert f"come from {ref}" in md
+
+
+def test_reference_csv_errors_name_the_file_line_and_value(cli, tmp_path):
+    cases = {
+        "label,acc_l1\nx,abc\n": "line 2, column 'acc_l1': 'abc' is not a percentage between 0 and 100",
+        "label,acc_l1\nx,130\n": "'130' is not a percentage",
+        "label,top5\nx,1\n": "line 1: unknown column 'top5'",
+        "method,acc_l1\nx,1\n": "line 1 has no 'label' column",
+        "label,acc_l1\nx,1,2\n": "line 2 has 3 fields, the header has 2",
+        "label,acc_l1\n": "has no rows below its header",
+    }
+    for i, (text, message) in enumerate(cases.items()):
+        ref = tmp_path / f"ref{i}.csv"
+        ref.write_text(text, encoding="utf-8")
+        r = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0", "--out", tmp_path / f"o{i}",
+                "--reference", ref)
+        assert r.code != 0 and message in r.err and str(ref) in r.err and "Traceback" not in r.err, (text, r)
+        assert not (tmp_path / f"o{i}").exists()  # rejected before any training
+    missing = cli("experiment", "ablation", *TINY, "--seeds", "0", "--reference", tmp_path / "nope.csv")
+    assert missing.code != 0 and "nope.csv is not a file" in missing.err
+
+
 def test_ablation_runs_the_configurations(cli, tmp_path):
     out = tmp_path / "abl"
     r = cli("experiment", "ablation", *TINY, "--configs", "single-task,MTL,HCAL (MTL+FA+PP+AWA)", "--seeds", "0", "--out", out)

@@ -118,9 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = exp.add_subparsers(dest="experiment", required=True, metavar="KIND", parser_class=_Parser)
     comp = kinds.add_parser("compare", help="methods x seeds, a table like the paper's Table 1")
     comp.add_argument("--methods", type=_names, default=["hcal"], metavar="A,B,...", help="methods (hcal methods lists them)")
-    comp.add_argument("--paper", action="store_true", help="print the paper's published rows beside, where bundled")
     abl = kinds.add_parser("ablation", help="HCAL's components on/off, a table like the paper's Table 2")
     abl.add_argument("--configs", type=_names, metavar="A,B,...", help="configurations (default: the eight of Table 2)")
+    for p in (comp, abl):
+        p.add_argument("--paper", action="store_true", help="print the paper's published rows beside, where bundled")
+        p.add_argument("--reference", metavar="FILE.csv",
+                       help="print published rows beside: a CSV with 'label' and metric columns in %% "
+                            "(acc_l1, acc_l2, ..., hvr, full_path_acc, hf1)")
     swp = kinds.add_parser("sweep", help="one hyper-parameter over values (the paper's Fig. 5)")
     swp.add_argument("--param", required=True, choices=("gamma", "epsilon", "tau"), help="what to sweep")
     swp.add_argument("--values", required=True, type=_floats, metavar="V1,V2,...", help="the values")
@@ -230,9 +234,9 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     config, _ = config_from_args(args)
     out = Path(args.out) if args.out else Path("experiments") / f"{args.experiment}-{config.dataset}"
     if args.experiment == "compare":
-        compare(config, args.methods, args.seeds, out, paper=args.paper)
+        compare(config, args.methods, args.seeds, out, paper=args.paper, reference=args.reference)
     elif args.experiment == "ablation":
-        ablation(config, args.configs or DEFAULT_ABLATIONS, args.seeds, out)
+        ablation(config, args.configs or DEFAULT_ABLATIONS, args.seeds, out, paper=args.paper, reference=args.reference)
     else:
         sweep(config, args.param, args.values, args.seeds, out)
     return 0

@@ -30,7 +30,7 @@ DEFAULT_ABLATIONS = ["single-task", "MTL", "MTL+FA", "MTL+PP", "MTL+AWA", "MTL+F
 SWEEPABLE = {"gamma": "gamma", "epsilon": "epsilon", "tau": "tau"}
 
 
-def _header(title: str, base: Config, seeds: list[int], seconds: float) -> str:
+def _header(title: str, base: Config, seeds: list[int], seconds: float, train_seconds: float) -> str:
     import os
     import platform
 
@@ -42,7 +42,9 @@ def _header(title: str, base: Config, seeds: list[int], seconds: float) -> str:
         f"dataset `{base.dataset}`, backbone `{base.backbone}`, {base.epochs} epochs, batch {base.batch_size}, "
         f"seeds {', '.join(map(str, seeds))}, {base.decode} decoding"
         f"{f', at most {base.limit_batches} batches per epoch' if base.limit_batches else ''}; "
-        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {gpu}; wall time {seconds / 60:.1f} min.\n"
+        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {gpu}; "
+        f"training + validation time summed over runs {train_seconds / 60:.1f} min "
+        f"(this invocation's wall time {seconds / 60:.1f} min; runs finished earlier are skipped).\n"
         "Mean ± std over seeds, in %; best mean of each column in bold (HVR: lowest). "
         "Model selection on the validation split; each test set evaluated once per run.\n"
     )
@@ -55,7 +57,8 @@ def _finish(out: Path, title: str, label_header: str, base: Config, seeds: list[
     if base.backbone == "auto" and rows:  # name the backbone the runs resolved
         run_config = yaml.safe_load((Path(rows[0]["run_dir"]) / "config.yaml").read_text())
         base = base.replace(backbone=run_config["backbone"])
-    text = _header(title, base, seeds, time.perf_counter() - started)
+    train_seconds = sum(float(r.get("train_seconds") or 0.0) for r in rows)
+    text = _header(title, base, seeds, time.perf_counter() - started, train_seconds)
     if note:
         text += f"\n{note}\n"
     text += "\n" + markdown_table(rows, label_header, reference) + "\n"
@@ -73,37 +76,51 @@ def _seeds(seeds: list[int]) -> list[int]:
     return seeds
 
 
+def _references(paper: bool, reference: str | Path | None, dataset: str, experiment: str):
+    """Rows to print beside the table (``--paper`` and/or ``--reference``) and a note for the user."""
+    from .paper import load_reference, paper_rows
+
+    rows: dict[str, dict[str, float]] = {}
+    notes = []
+    if paper:
+        published, note = paper_rows(dataset, experiment)
+        rows.update(published)
+        notes.append(note)
+    if reference is not None:
+        rows.update(load_reference(reference))
+        notes.append(f"rows marked (reference) come from {reference}, as given there (not re-run)")
+    return rows or None, "; ".join(notes) or None
+
+
 def compare(base: Config, methods: list[str], seeds: list[int], out: Path, paper: bool = False,
-            echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+            echo: Callable[[str], None] = print, reference: str | Path | None = None) -> list[dict[str, Any]]:
     """Every (method, seed) with identical data, backbone and budget; Table 1 of the paper."""
     from ..methods import METHODS
 
     for m in methods:
         METHODS.get(m)  # unknown names fail before any training
     seeds = _seeds(seeds)
+    references, note = _references(paper, reference, base.dataset, "compare")  # bad files fail before training
     started = time.perf_counter()
     specs = [RunSpec(m, s, {"method": m}) for m in methods for s in seeds]
     rows = run_grid(base, specs, out, "compare", echo)
-    reference, note = (None, None)
-    if paper:
-        from .paper import paper_rows
-
-        reference, note = paper_rows(base.dataset, "compare")
-    _finish(out, "Comparison (paper Table 1 protocol)", "method", base, seeds, rows, started, reference, note, echo)
+    _finish(out, "Comparison (paper Table 1 protocol)", "method", base, seeds, rows, started, references, note, echo)
     return rows
 
 
-def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo: Callable[[str], None] = print):
+def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo: Callable[[str], None] = print,
+             paper: bool = False, reference: str | Path | None = None):
     """HCAL with its components switched on and off; Table 2 of the paper."""
     unknown = [c for c in configs if c not in ABLATIONS]
     if unknown:
         raise ConfigError(f"--configs: unknown configuration {unknown[0]!r}; choose from: {', '.join(ABLATIONS)}")
     seeds = _seeds(seeds)
+    references, note = _references(paper, reference, base.dataset, "ablation")
     started = time.perf_counter()
     specs = [RunSpec(c, s, {"method": "hcal", **ABLATIONS[c]}) for c in configs for s in seeds]
     rows = run_grid(base.replace(method="hcal"), specs, out, "ablation", echo)
     _finish(out, "Ablation (paper Table 2 protocol)", "configuration", base.replace(method="hcal"), seeds, rows,
-            started, None, None, echo)
+            started, references, note, echo)
     return rows
 
 

@@ -40,7 +40,10 @@ def markdown_table(
     label_header: str = "method",
     reference: dict[str, dict[str, float]] | None = None,
 ) -> str:
-    """Mean ± std (in %) per label; bold marks the best mean of each column (HVR: lowest)."""
+    """Mean ± std (in %) per label; bold marks the best mean of each column (HVR: lowest).
+
+    ``reference`` rows (label -> column -> value in %) are printed below, as given, unranked.
+    """
     columns = table_columns(rows)
     summary = summarise(rows, columns)
     best = {}
@@ -62,5 +65,5 @@ def markdown_table(
         lines.append(f"| {e['label']} | {e['n']} | " + " | ".join(cells) + " |")
     for label, values in (reference or {}).items():
         cells = [f"{values[c]:.2f}" if c in values else "–" for c in columns]
-        lines.append(f"| {label} (paper) | – | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | – | " + " | ".join(cells) + " |")
     return "\n".join(lines)
