@@ -141,3 +141,38 @@ def test_markdown_table_bolds_the_best_of_each_column():
     lines = markdown_table(rows).splitlines()
     assert lines[2] == "| a | 2 | **85.00 ± 7.07** | 90.00 ± 0.00 | 15.00 ± 7.07 | **70.00 ± 0.00** | 80.00 ± 0.00 |"
     assert lines[3] == "| b | 1 | 70.00 ± 0.00 | **95.00 ± 0.00** | **5.00 ± 0.00** | 60.00 ± 0.00 | **90.00 ± 0.00** |"
+
+
+def test_paper_claims_script_reads_the_tables(cli, tmp_path):
+    """benchmarks/paper_claims.py: verdicts and ablation deltas from results.csv, checked by hand here."""
+    import re
+    import statistics
+    import subprocess
+    import sys
+
+    import pytest
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    cmp, abl = tmp_path / "cmp", tmp_path / "abl"
+    assert cli("experiment", "compare", *TINY, "--methods", "hcal,ew", "--seeds", "0,1", "--out", cmp).code == 0
+    assert cli("experiment", "ablation", *TINY, "--configs", "MTL,MTL+FA", "--seeds", "0", "--out", abl).code == 0
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "paper_claims.py"), "--compare", str(cmp),
+                        "--ablation", str(abl)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = _rows(cmp / "results.csv")
+
+    def stats(label, column):
+        values = [100 * float(x[column]) for x in rows if x["label"] == label]
+        return statistics.fmean(values), statistics.stdev(values)
+
+    (h, hs), (e, es) = stats("hcal", "test/acc_l2"), stats("ew", "test/acc_l2")
+    verdict = "tie" if abs(h - e) < max(hs, es) else ("better" if h > e else "worse")
+    line = next(x for x in r.stdout.splitlines() if x.startswith("| ACC^2: HCAL > best baseline |"))
+    numbers = [float(v) for v in re.findall(r"\d+\.\d+", line)]
+    assert numbers == pytest.approx([h, hs, e, es], abs=0.006) and "| ew " in line and line.endswith(f"| {verdict} |")
+    by = {x["label"]: x for x in _rows(abl / "results.csv")}
+    delta = 100 * (float(by["MTL+FA"]["test/hvr"]) - float(by["MTL"]["test/hvr"]))
+    assert "| FA | MTL → MTL+FA |" in r.stdout and f"{delta:+.2f}" in r.stdout.split("| FA | MTL → MTL+FA |")[1].split("\n")[0]
