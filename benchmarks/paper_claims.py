@@ -82,11 +82,11 @@ def ablation_claims(folder: Path) -> list[str]:
             for on, s_on in present.items():
                 if s_off[component] or not s_on[component]:
                     continue
-                others_equal = all(s_on[k] == s_off[k] for k in s_on if k != component)
-                # MTL off trains independent models without FA/PP/AWA; compare it with plain MTL only
-                if component == "mtl":
-                    others_equal = on == "MTL" and off == "single-task"
-                if not others_equal:
+                if component == "mtl":  # MTL off trains independent models without FA/PP/AWA: vs plain MTL only
+                    paired = (off, on) == ("single-task", "MTL")
+                else:
+                    paired = all(s_on[k] == s_off[k] for k in s_on if k != component)
+                if not paired:
                     continue
                 cells = []
                 for c in columns:

@@ -51,17 +51,17 @@ def load_reference(path: str | Path) -> dict[str, dict[str, float]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--reference: {path} is not a file; give a CSV with a 'label' column and metric columns in %")
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
+    try:  # utf-8-sig and reader.line_num, as hcal's other CSV readers (a BOM from Excel; quoted newlines)
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
-            lines = list(enumerate(reader, start=2))
+            lines = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ConfigError(f"--reference: cannot read {path}: {e}") from None
-    if not header or "label" not in [h.strip() for h in header]:
+    names = [h.strip() for h in header or []]
+    if "label" not in names:
         raise ConfigError(f"--reference: {path} line 1 has no 'label' column (found {header or 'nothing'}); "
                           f"columns: label, {', '.join(REFERENCE_COLUMNS)}")
-    names = [h.strip() for h in header]
     columns = {}
     for i, name in enumerate(names):
         if name == "label":
