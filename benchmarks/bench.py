@@ -42,12 +42,14 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from hcal.backbones import create_backbone  # noqa: E402
 from hcal.config import Config  # noqa: E402
+from hcal.engine.module import create_optimizer  # noqa: E402
 from hcal.hierarchy import Hierarchy  # noqa: E402
 from hcal.inputs import InputSpec  # noqa: E402
 from hcal.methods import create_method  # noqa: E402
 from hcal.weighting import create_weighting  # noqa: E402
 
 SHARED = Path(os.environ.get("HCAL_CIFAR10", ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
+FASHION_MNIST = os.environ.get("HCAL_FASHION_MNIST")  # a folder of the idx files; default: the dataset's own lookup
 
 
 def machine() -> str:
@@ -97,10 +99,10 @@ def bench_step(args, device) -> list[dict]:
         cfg = Config(backbone=backbone)
         hcal = create_method("hcal", h, lambda: create_backbone(backbone, spec), cfg).to(device)
         awa = create_weighting("awa", h.depth, gamma=0.5)
-        hcal_opt = torch.optim.SGD(hcal.param_groups(cfg), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        hcal_opt = create_optimizer(hcal.param_groups(cfg), cfg)  # hcal's own optimiser, for both sides
         ce_backbone = create_backbone(backbone, spec).to(device)
         ce_head = nn.Linear(ce_backbone.out_features, h.sizes[0]).to(device)
-        ce_opt = torch.optim.SGD([*ce_backbone.parameters(), *ce_head.parameters()], lr=0.01, momentum=0.9, weight_decay=1e-4)
+        ce_opt = create_optimizer([{"params": [*ce_backbone.parameters(), *ce_head.parameters()]}], cfg)
         x = torch.randn(b, spec.channels, spec.size, spec.size, device=device)
         y = h.leaf_paths()[torch.randint(h.sizes[0], (b,))].to(device)
 
@@ -180,7 +182,7 @@ def _model_rate(bundle, backbone: str, batch: int, steps: int, device) -> float:
 
     cfg = Config(dataset=bundle.name, backbone=backbone, batch_size=batch)
     module = HierarchicalModule(cfg.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict()).to(device)
-    opt = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9)
+    opt = create_optimizer([{"params": list(module.parameters())}], cfg)
     xs = torch.stack([bundle.train[i][0] for i in range(batch)]).to(device)
     ys = torch.stack([bundle.train[i][1] for i in range(batch)]).to(device)
 
@@ -199,7 +201,7 @@ def bench_loader(args, device) -> list[dict]:
 
     rows = []
     tmp = tempfile.TemporaryDirectory()
-    cases = [("fashion-mnist", None, {}, "small-cnn")]
+    cases = [("fashion-mnist", FASHION_MNIST, {}, "small-cnn")]
     if "cifar10" in DATASETS and SHARED.is_file():
         cases.append(("cifar10", str(SHARED), {}, "resnet18-cifar" if device.type == "cuda" else "small-cnn"))
     else:

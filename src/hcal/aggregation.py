@@ -6,6 +6,10 @@ the embeddings of the batch's samples that share a level-k label are averaged (t
 prototype is pulled towards the centre of its children's samples, which keeps the embedding
 space consistent across levels.
 
+:func:`batch_classes` groups a batch by class with shapes fixed by the batch size and the number
+of classes alone (no data-dependent shapes, so no host-device synchronisation on a GPU); HCAL's
+training loss (:mod:`hcal.methods._hcal_loss`) and :func:`class_means` build on it.
+
 Distributed training: pass the *global* batch (embeddings and labels gathered from every
 process, with gradients) so each class mean covers the whole batch, not one process's share.
 """
@@ -14,7 +18,25 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["class_means"]
+__all__ = ["batch_classes", "class_means"]
+
+
+def batch_classes(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group ``(n,)`` class indices in ``[0, num_classes)`` by class, without data-dependent shapes.
+
+    Returns ``(group, classes)``: ``(n,)`` the group of every sample and ``(r,)`` the class of
+    every group. With ``num_classes <= n`` group ``c`` is class ``c`` (``r = num_classes``);
+    otherwise the ``r = n`` groups are the distinct classes in ascending order, then empty groups
+    (class 0). Empty groups are those no sample points to.
+    """
+    n = labels.shape[0]
+    if num_classes <= n:
+        return labels, torch.arange(num_classes, device=labels.device)
+    ordered, order = labels.sort()  # rank the distinct classes: at most n of them
+    new = torch.ones_like(ordered, dtype=torch.bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    group = torch.empty_like(labels).scatter_(0, order, new.cumsum(0) - 1)
+    return group, torch.zeros_like(labels).scatter_(0, group, labels)
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,7 +44,7 @@ def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
 
     Args:
         features: ``(n, d)`` embeddings.
-        labels: ``(n,)`` class indices.
+        labels: ``(n,)`` class indices (``>= 0``).
 
     Returns:
         ``(means, classes)``: ``(c, d)`` means of the ``c`` distinct classes present, in
@@ -32,7 +54,9 @@ def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
         raise ValueError(
             f"features must be (n, d) and labels (n,), got {tuple(features.shape)} and {tuple(labels.shape)}"
         )
-    classes, inverse = torch.unique(labels, sorted=True, return_inverse=True)
-    sums = features.new_zeros(classes.shape[0], features.shape[1]).index_add(0, inverse, features)
-    counts = torch.bincount(inverse, minlength=classes.shape[0])
-    return sums / counts.unsqueeze(1), classes
+    group, classes = batch_classes(labels, int(labels.max()) + 1 if labels.numel() else 0)
+    counts = torch.zeros(classes.shape[0], dtype=features.dtype, device=features.device)
+    counts.index_add_(0, group, torch.ones_like(features[:, 0]))
+    sums = features.new_zeros(classes.shape[0], features.shape[1]).index_add(0, group, features)
+    present = counts > 0
+    return sums[present] / counts[present].unsqueeze(1), classes[present]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["perturb_prototypes"]
+__all__ = ["perturb_prototypes", "perturbation_noise"]
 
 
 def perturb_prototypes(
@@ -31,5 +31,19 @@ def perturb_prototypes(
     unit = F.normalize(prototypes, dim=-1)
     if epsilon == 0:
         return unit
-    noise = torch.empty_like(unit, requires_grad=False).uniform_(-epsilon, epsilon, generator=generator)
+    noise = perturbation_noise(unit.shape, epsilon, dtype=unit.dtype, device=unit.device, generator=generator)
     return F.normalize(unit + noise, dim=-1)
+
+
+def perturbation_noise(
+    size: tuple[int, ...] | torch.Size,
+    epsilon: float,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The noise ``u ~ U(-epsilon, epsilon)`` of the given size (no gradient)."""
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    return torch.empty(size, dtype=dtype, device=device).uniform_(-epsilon, epsilon, generator=generator)

@@ -21,6 +21,16 @@ from .checkpoint import FORMAT, load_checkpoint_file
 __all__ = ["HierarchicalModule", "NonFiniteLossError"]
 
 
+def create_optimizer(param_groups: list[dict], config: Config) -> torch.optim.SGD:
+    """The optimiser of every method: SGD with momentum and weight decay.
+
+    ``foreach``: one multi-tensor update per parameter group instead of a Python loop over the
+    parameters (torch's default only on GPUs); on a 2-core CPU it took about 1 ms off a small
+    CNN's 30-ms step (benchmarks/bench.py uses this function for both sides of its ratio).
+    """
+    return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True)
+
+
 class NonFiniteLossError(HcalError):
     """A training step produced a NaN or infinite loss."""
 
@@ -172,7 +182,7 @@ class HierarchicalModule(L.LightningModule):
         extra = [p for p in self.weighting.parameters() if p.requires_grad]
         if extra:
             groups.append({"name": "weighting", "params": extra, "lr": cfg.lr})
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        optimizer = create_optimizer(groups, cfg)
         if cfg.scheduler == "none":
             return optimizer
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)

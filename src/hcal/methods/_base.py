@@ -85,8 +85,12 @@ class Encoder(nn.Module):
         self.backbone = backbone
         self.projection = nn.Linear(backbone.out_features, embed_dim)
 
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The projection before normalisation, ``(n, d)``."""
+        return self.projection(self.backbone(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projection(self.backbone(x)), dim=1)
+        return F.normalize(self.project(x), dim=1)
 
 
 BackboneFactory = Callable[[], nn.Module]

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..aggregation import class_means
 from ..config import Config
 from ..hierarchy import Hierarchy
-from ..perturbation import perturb_prototypes
-from ..prototype_loss import prototype_infonce, prototype_logits
+from ..perturbation import perturb_prototypes, perturbation_noise
+from ..prototype_loss import prototype_logits
+from ._hcal_loss import hcal_level_losses
 from ._base import METHODS, BackboneFactory, Encoder, HierarchicalMethod
 
 __all__ = ["HCAL"]
@@ -72,30 +72,20 @@ class HCAL(HierarchicalMethod):
         """The ``(m,)`` per-level prototype losses of a batch.
 
         ``gather`` (distributed training) maps a per-process tensor to the global batch's,
-        keeping gradients; class means are then taken over the global batch.
+        keeping gradients; class means are then taken over the global batch. The losses are
+        computed by one fused autograd node (:mod:`hcal.methods._hcal_loss`), the same maths as
+        :mod:`hcal.prototype_loss`, :mod:`hcal.aggregation` and :mod:`hcal.perturbation`.
         """
-        m, sizes = self.num_levels, self.hierarchy.sizes
-        protos = self.unit_prototypes(self.epsilon if self.training else 0.0)
-        # <f, p> / tau = <f / tau, p>, and class means commute with the scaling: dividing the
-        # embeddings once is the same loss with fewer operations (temperature 1 below).
-        embeds = [f / self.tau for f in self.embed(x)] if not self.mtl else [self.embed(x)[0] / self.tau] * m
+        projections = [enc.project(x) for enc in self.encoders]  # normalised inside the fused loss
         if gather is not None:
             y = gather(y)
-            embeds = [gather(embeds[0])] * m if self.mtl else [gather(f) for f in embeds]
-        losses: list[torch.Tensor] = [torch.empty(0)] * m
-        per_sample = [k for k in range(m) if k == 0 or not self.fa]  # every sample is a term
-        if self.mtl and len(per_sample) > 1:  # shared embedding: one matmul for these levels
-            logits = prototype_logits(embeds[0], torch.cat([protos[k] for k in per_sample]), 1.0)
-            for k, z in zip(per_sample, logits.split([sizes[k] for k in per_sample], dim=1)):
-                losses[k] = F.cross_entropy(z, y[:, k])
-        else:
-            for k in per_sample:
-                losses[k] = prototype_infonce(embeds[k], protos[k], y[:, k], 1.0)
-        for k in range(m):
-            if k not in per_sample:  # FA: each class of the batch is one term, its mean embedding
-                means, classes = class_means(embeds[k], y[:, k])
-                losses[k] = prototype_infonce(means, protos[k], classes, 1.0)
-        return torch.stack(losses)
+            projections = [gather(z) for z in projections]
+        eps = self.epsilon if self.training else 0.0
+        noise = None
+        if eps > 0:  # one draw for every level's prototypes, as perturb_prototypes would
+            p = self.prototypes[0]
+            noise = perturbation_noise((sum(self.hierarchy.sizes), p.shape[1]), eps, dtype=p.dtype, device=p.device)
+        return hcal_level_losses(projections, list(self.prototypes), y, tau=self.tau, fa=self.fa, noise=noise)
 
     def param_groups(self, config: Config) -> list[dict]:
         groups = [{"name": "encoder", "params": list(self.encoders.parameters()), "lr": config.lr}]

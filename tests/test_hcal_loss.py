@@ -1,0 +1,128 @@
+"""HCAL's fused training loss against plain autograd through the concept modules.
+
+The fused node (hcal.methods._hcal_loss) writes its own backward; here every value and gradient
+is recomputed by composing hcal.perturbation, hcal.aggregation and hcal.prototype_loss with
+torch's autograd, in both layouts, with and without FA/PP, shared or per-level embeddings, and
+with few or many classes per level (FA's two ways of grouping a batch)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hcal.aggregation import batch_classes, class_means
+from hcal.methods._hcal_loss import _joint_is_small, hcal_level_losses
+from hcal.prototype_loss import prototype_infonce
+
+
+def reference(projections, prototypes, labels, tau, fa, noise):
+    embeds = [F.normalize(z, dim=1) for z in projections]
+    unit = F.normalize(torch.cat(prototypes), dim=1)
+    protos = F.normalize(unit + noise, dim=1) if noise is not None else unit
+    losses = []
+    for k, p in enumerate(protos.split([q.shape[0] for q in prototypes])):
+        f = embeds[k if len(embeds) > 1 else 0]
+        if k == 0 or not fa:
+            losses.append(prototype_infonce(f, p, labels[:, k], tau))
+        else:
+            means, classes = class_means(f, labels[:, k])
+            losses.append(prototype_infonce(means, p, classes, tau))
+    return torch.stack(losses)
+
+
+def _case(sizes, n, shared, noisy, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = 5
+    leaf = torch.randint(sizes[0], (n,), generator=g)
+    # a proper hierarchy: the parent of leaf c at level k is c * C_k // C_0
+    labels = torch.stack([leaf * c // sizes[0] for c in sizes], 1)
+    projections = [torch.randn(n, d, generator=g, dtype=torch.float64) * 3 for _ in range(1 if shared else len(sizes))]
+    prototypes = [torch.randn(c, d, generator=g, dtype=torch.float64) for c in sizes]
+    noise = (torch.rand(sum(sizes), d, generator=g, dtype=torch.float64) - 0.5) * 0.2 if noisy else None
+    return projections, prototypes, labels, noise
+
+
+def _value_and_grads(fn, projections, prototypes, labels, noise):
+    leaves = [t.clone().requires_grad_() for t in [*projections, *prototypes]]
+    k = len(projections)
+    losses = fn(leaves[:k], leaves[k:], labels, noise)
+    weights = torch.linspace(0.5, 2.0, losses.shape[0], dtype=losses.dtype)  # distinct upstream gradients
+    (losses * weights).sum().backward()
+    return losses.detach(), [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("layout,shared", [("joint", True), ("levels", True), ("levels", False)])  # joint: shared only
+@pytest.mark.parametrize("fa", [True, False])
+@pytest.mark.parametrize("noisy", [True, False])
+@pytest.mark.parametrize("sizes,n", [((6, 3, 2), 13), ((40, 20, 3), 9), ((8, 2), 1)])
+def test_fused_loss_matches_autograd_through_the_concept_modules(layout, shared, fa, noisy, sizes, n):
+    projections, prototypes, labels, noise = _case(sizes, n, shared, noisy)
+    fused = _value_and_grads(lambda z, p, y, u: hcal_level_losses(z, p, y, tau=0.3, fa=fa, noise=u, layout=layout),
+                             projections, prototypes, labels, noise)
+    expected = _value_and_grads(lambda z, p, y, u: reference(z, p, y, 0.3, fa, u), projections, prototypes, labels, noise)
+    torch.testing.assert_close(fused[0], expected[0], rtol=1e-10, atol=1e-12)
+    for got, want in zip(fused[1], expected[1]):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["joint", "levels"])
+def test_fused_loss_passes_gradcheck(layout):
+    projections, prototypes, labels, noise = _case((4, 2), 6, shared=True, noisy=True, seed=3)
+    k = len(projections)
+
+    def fn(*tensors):
+        return hcal_level_losses(tensors[:k], tensors[k:], labels, tau=0.5, fa=True, noise=noise, layout=layout)
+
+    inputs = [t.clone().requires_grad_() for t in [*projections, *prototypes]]
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+def test_layouts_agree_and_auto_picks_joint_only_for_small_shared_heads():
+    projections, prototypes, labels, noise = _case((6, 3, 2), 13, shared=True, noisy=True)
+    joint = hcal_level_losses(projections, prototypes, labels, tau=0.1, fa=True, noise=noise, layout="joint")
+    levels = hcal_level_losses(projections, prototypes, labels, tau=0.1, fa=True, noise=noise, layout="levels")
+    torch.testing.assert_close(joint, levels, rtol=1e-12, atol=0)
+    assert _joint_is_small((10, 6, 2), 32, True)  # 40 rows x 18 prototypes
+    assert not _joint_is_small((100_000, 10_000, 1_000), 256, True)  # 11,256 rows x 111,000 prototypes
+    with pytest.raises(ValueError, match="layout 'joint' needs one projection"):
+        hcal_level_losses(projections * 3, prototypes, labels, tau=0.1, fa=True, layout="joint")
+
+
+def test_bad_arguments_name_the_parameter():
+    projections, prototypes, labels, _ = _case((4, 2), 6, shared=True, noisy=False)
+    with pytest.raises(ValueError, match=r"labels must be \(6, 2\), got \(6, 3\)"):
+        hcal_level_losses(projections, prototypes, torch.zeros(6, 3, dtype=torch.long), tau=0.1, fa=True)
+    with pytest.raises(ValueError, match="tau must be > 0, got 0"):
+        hcal_level_losses(projections, prototypes, labels, tau=0, fa=True)
+    with pytest.raises(ValueError, match="projections must hold 1 or 2 tensors"):
+        hcal_level_losses(projections * 3, prototypes, labels, tau=0.1, fa=True)
+    with pytest.raises(ValueError, match="layout must be"):
+        hcal_level_losses(projections, prototypes, labels, tau=0.1, fa=True, layout="fast")
+
+
+def test_autocast_computes_in_float32_and_returns_input_dtypes():
+    projections, prototypes, labels, noise = _case((6, 3, 2), 13, shared=True, noisy=True)
+    z = projections[0].to(torch.bfloat16).requires_grad_()
+    protos = [p.float().requires_grad_() for p in prototypes]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = hcal_level_losses([z], protos, labels, tau=0.1, fa=True, noise=noise.float())
+    assert losses.dtype == torch.float32
+    losses.sum().backward()
+    assert z.grad.dtype == torch.bfloat16 and all(p.grad.dtype == torch.float32 for p in protos)
+    expected = reference([z.detach().double()], [p.detach().double() for p in protos], labels, 0.1, True, noise)
+    torch.testing.assert_close(losses.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_backward_twice_with_retained_graph_gives_the_same_gradients():
+    projections, prototypes, labels, noise = _case((6, 3, 2), 13, shared=True, noisy=True)
+    z = projections[0].clone().requires_grad_()
+    losses = hcal_level_losses([z], prototypes, labels, tau=0.1, fa=True, noise=noise)
+    first = torch.autograd.grad(losses.sum(), z, retain_graph=True)[0]
+    second = torch.autograd.grad(losses.sum(), z)[0]
+    assert torch.equal(first, second)
+
+
+def test_batch_classes_by_hand():
+    group, classes = batch_classes(torch.tensor([2, 0, 2]), 3)  # few classes: group = class
+    assert group.tolist() == [2, 0, 2] and classes.tolist() == [0, 1, 2]
+    group, classes = batch_classes(torch.tensor([7, 3, 7, 9]), 20)  # many: ranks of the distinct classes
+    assert group.tolist() == [1, 0, 1, 2] and classes[:3].tolist() == [3, 7, 9]
