@@ -5,6 +5,8 @@ Run from the repository root (after ``bash setup.sh``)::
     .venv/bin/python benchmarks/bench.py                 # everything, ~10 min on 2 CPU cores
     .venv/bin/python benchmarks/bench.py --quick          # fewer repeats, smaller sizes
     .venv/bin/python benchmarks/bench.py --only step scaling --json out.json
+    HCAL_FASHION_MNIST=DIR HCAL_CIFAR10=FILE ...     # where the data is (defaults: the system
+                                                     # Fashion-MNIST, ../shared/data/cifar10-jpeg.tar.gz)
 
 Every number in one run comes from the same machine and process; ratios are what to compare
 across machines. Sections:
@@ -12,6 +14,8 @@ across machines. Sections:
 * ``step``: samples/s of an HCAL training step (backbone, projection, prototypes of every level,
   FA, PP, AWA, backward, SGD step) against a plain cross-entropy step (same backbone, one linear
   classifier on the finest level, same batch). Interleaved repeats, medians.
+* ``head``: HCAL's loss alone (forward + backward), computed as hcal does (one fused autograd
+  node, :mod:`hcal.methods._hcal_loss`) against plain autograd through the concept modules.
 * ``loader``: images/s the data loader delivers (train split, augmentation included) against the
   images/s the model trains at, for fashion-mnist, cifar10 (if ../shared/data has it) and a
   generated 224-px image folder. A loader/model ratio above 1 means the loader keeps up.
@@ -218,7 +222,7 @@ def bench_loader(args, device) -> list[dict]:
             print(f"loader: skipping {name}: {e}")
             continue
         batches = 20 if args.quick else 60
-        for workers in sorted({0, min(2, os.cpu_count() or 1)}):
+        for workers in sorted({0, min(2, os.cpu_count() or 1), min(8, os.cpu_count() or 1)}):
             loader = _loader_rate(bundle.train, args.batch_size, workers, batches)
             steps = 2 if backbone == "resnet18" and device.type == "cpu" else 10
             model = _model_rate(bundle, backbone, args.batch_size, steps, device)
@@ -286,6 +290,37 @@ def bench_scaling(args, device) -> dict:
     return {"by_classes": by_classes, "by_levels": by_levels}
 
 
+# ---------------------------------------------------------------------------------- head
+def bench_head(args, device) -> list[dict]:
+    """HCAL's loss (forward + backward, PP and FA on) as hcal computes it, one fused autograd node,
+    against plain autograd through the concept modules (``reference_level_losses``)."""
+    from hcal.methods._hcal_loss import hcal_level_losses, reference_level_losses
+    from hcal.perturbation import perturbation_noise
+
+    rows = []
+    for sizes, n in (([10, 6, 2], 32), ([10, 6, 2], 128), ([100, 20], 128), ([1000, 100, 10], 256)):
+        h = tree(sizes)
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(n, 256, generator=g).to(device).requires_grad_()
+        protos = [torch.randn(c, 256, generator=g).to(device).requires_grad_() for c in sizes]
+        y = h.leaf_paths()[torch.randint(sizes[0], (n,), generator=g)].to(device)
+
+        def run(fn):
+            noise = perturbation_noise((sum(sizes), 256), 0.01, device=device)
+            fn([z], protos, y, tau=0.1, fa=True, noise=noise).sum().backward()
+
+        fused, reference = (lambda: run(hcal_level_losses)), (lambda: run(reference_level_losses))
+        for fn in (fused, reference, fused, reference):
+            fn()
+        tf, tr = [], []
+        for _ in range(20 if args.quick else 100):
+            tf.append(median_time(fused, 1 if device.type == "cpu" else 10, device))
+            tr.append(median_time(reference, 1 if device.type == "cpu" else 10, device))
+        t_f, t_r = statistics.median(tf), statistics.median(tr)
+        rows.append({"classes": sizes, "batch": n, "fused_ms": 1e3 * t_f, "autograd_ms": 1e3 * t_r, "autograd_over_fused": t_r / t_f})
+    return rows
+
+
 # ---------------------------------------------------------------------------------- report
 def report(results: dict) -> str:
     out = [f"machine: {results['machine']}", f"command: {results['command']}", ""]
@@ -295,6 +330,12 @@ def report(results: dict) -> str:
         for r in results["step"]:
             out.append(f"{r['backbone']:<16}{r['batch']:>6}  {str(r['classes']):<14}{r['hcal_samples_per_s']:>10.0f}"
                        f"{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}")
+        out.append("")
+    if "head" in results:
+        out.append("HCAL loss forward+backward (PP, FA on), d=256, ms: fused node vs autograd through the concept modules")
+        out.append(f"{'classes':<18}{'batch':>6}{'fused':>10}{'autograd':>10}{'autograd/fused':>16}")
+        for r in results["head"]:
+            out.append(f"{str(r['classes']):<18}{r['batch']:>6}{r['fused_ms']:>10.3f}{r['autograd_ms']:>10.3f}{r['autograd_over_fused']:>16.2f}")
         out.append("")
     if "loader" in results:
         out.append("data loader vs model, images/s")
@@ -319,7 +360,7 @@ def report(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", nargs="+", choices=("step", "loader", "scaling"), default=["step", "loader", "scaling"])
+    p.add_argument("--only", nargs="+", choices=("step", "head", "loader", "scaling"), default=["step", "head", "loader", "scaling"])
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -327,7 +368,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     device = torch.device(args.device)
     results = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "batch_size": args.batch_size}
-    for section, fn in (("step", bench_step), ("loader", bench_loader), ("scaling", bench_scaling)):
+    for section, fn in (("step", bench_step), ("head", bench_head), ("loader", bench_loader), ("scaling", bench_scaling)):
         if section in args.only:
             t = time.perf_counter()
             results[section] = fn(args, device)

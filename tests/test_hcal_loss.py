@@ -7,26 +7,13 @@ with few or many classes per level (FA's two ways of grouping a batch)."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from hcal.aggregation import batch_classes, class_means
-from hcal.methods._hcal_loss import _joint_is_small, hcal_level_losses
-from hcal.prototype_loss import prototype_infonce
+from hcal.aggregation import batch_classes
+from hcal.methods._hcal_loss import _joint_is_small, hcal_level_losses, reference_level_losses
 
 
 def reference(projections, prototypes, labels, tau, fa, noise):
-    embeds = [F.normalize(z, dim=1) for z in projections]
-    unit = F.normalize(torch.cat(prototypes), dim=1)
-    protos = F.normalize(unit + noise, dim=1) if noise is not None else unit
-    losses = []
-    for k, p in enumerate(protos.split([q.shape[0] for q in prototypes])):
-        f = embeds[k if len(embeds) > 1 else 0]
-        if k == 0 or not fa:
-            losses.append(prototype_infonce(f, p, labels[:, k], tau))
-        else:
-            means, classes = class_means(f, labels[:, k])
-            losses.append(prototype_infonce(means, p, classes, tau))
-    return torch.stack(losses)
+    return reference_level_losses(projections, prototypes, labels, tau=tau, fa=fa, noise=noise)
 
 
 def _case(sizes, n, shared, noisy, seed=0):

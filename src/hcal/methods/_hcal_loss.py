@@ -35,11 +35,13 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from ..aggregation import batch_classes
+from ..aggregation import batch_classes, class_means
+from ..prototype_loss import prototype_infonce
 
-__all__ = ["hcal_level_losses"]
+__all__ = ["hcal_level_losses", "reference_level_losses"]
 
 _EPS = 1e-12  # F.normalize's default
 _SMALL = 4096  # masked similarities that cost nothing next to per-level operations
@@ -85,6 +87,31 @@ def hcal_level_losses(
     return _HCALLoss.apply(labels, noise, float(tau), bool(fa), joint, len(projections), *projections, *prototypes)
 
 
+def reference_level_losses(
+    projections: Sequence[torch.Tensor],
+    prototypes: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    *,
+    tau: float,
+    fa: bool,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The same losses by plain autograd through the concept modules: the specification
+    :func:`hcal_level_losses` is tested against, and its baseline in ``benchmarks/bench.py``."""
+    embeds = [F.normalize(z, dim=1) for z in projections]
+    unit = F.normalize(torch.cat(list(prototypes)), dim=1)
+    protos = F.normalize(unit + noise, dim=1) if noise is not None else unit
+    losses = []
+    for k, p in enumerate(protos.split([q.shape[0] for q in prototypes])):
+        f = embeds[k if len(embeds) > 1 else 0]
+        if k == 0 or not fa:
+            losses.append(prototype_infonce(f, p, labels[:, k], tau))
+        else:
+            means, classes = class_means(f, labels[:, k])
+            losses.append(prototype_infonce(means, p, classes, tau))
+    return torch.stack(losses)
+
+
 def _joint_is_small(sizes: tuple[int, ...], n: int, fa: bool) -> bool:
     rows = [n if k == 0 or not fa else c for k, c in enumerate(sizes)]
     needed = sum(r * c for r, c in zip(rows, sizes))
@@ -121,7 +148,7 @@ def _joint_plan(sizes: tuple[int, ...], n: int, fa: bool, device: torch.device, 
 
 def _normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x / max(|x|, eps), |x|, max(|x|, eps))`` per row."""
-    norm = x.norm(dim=1, keepdim=True)
+    norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
     denom = norm.clamp_min(_EPS)
     return x / denom, norm, denom
 
