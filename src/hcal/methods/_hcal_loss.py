@@ -163,43 +163,66 @@ def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x if x.dtype == dtype else x.to(dtype)
 
 
+def _save(ctx, **state) -> None:
+    """Save nested tuples of tensors (or None) with ``ctx.save_for_backward``: freed after the
+    backward, checked against in-place changes, and seen by saved-tensor hooks."""
+    flat: list[torch.Tensor] = []
+
+    def index(value):
+        if isinstance(value, torch.Tensor):
+            flat.append(value)
+            return len(flat) - 1
+        return None if value is None else tuple(index(v) for v in value)
+
+    ctx.layout = {key: index(value) for key, value in state.items()}
+    ctx.save_for_backward(*flat)
+
+
+def _load(ctx) -> dict:
+    flat = ctx.saved_tensors
+
+    def value(i):
+        return None if i is None else flat[i] if isinstance(i, int) else tuple(value(j) for j in i)
+
+    return {key: value(i) for key, i in ctx.layout.items()}
+
+
 class _HCALLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, labels, noise, tau, fa, joint, num_projections, *tensors):
         projections, raw = tensors[:num_projections], tensors[num_projections:]
         dtype = torch.promote_types(torch.promote_types(projections[0].dtype, raw[0].dtype), torch.float32)
-        sizes = tuple(p.shape[0] for p in raw)
-        ctx.in_dtypes, ctx.tau, ctx.sizes, ctx.joint = [t.dtype for t in tensors], tau, sizes, joint
+        ctx.in_dtypes, ctx.tau, ctx.sizes, ctx.joint = [t.dtype for t in tensors], tau, tuple(p.shape[0] for p in raw), joint
         with torch.autocast(labels.device.type, enabled=False):
-            unit, *p_norms = _normalise(_as(torch.cat(raw), dtype))
-            protos, ctx.noise_norms = unit, None
+            proto_norms = _normalise(_as(torch.cat(raw), dtype))
+            protos, noise_norms = proto_norms[0], None
             if noise is not None:
-                protos, *w_norms = _normalise(unit + _as(noise, dtype))
-                ctx.noise_norms = (protos, *w_norms)
-            ctx.proto_norms = (unit, *p_norms)
-            ctx.embed_norms = [_normalise(_as(z, dtype)) for z in projections]
-            embeds = [e[0] for e in ctx.embed_norms]
+                noise_norms = _normalise(protos + _as(noise, dtype))
+                protos = noise_norms[0]
+            embed_norms = tuple(_normalise(_as(z, dtype)) for z in projections)
+            embeds = [e[0] for e in embed_norms]
             if joint:
-                losses = _joint_forward(ctx, embeds[0], protos, labels, tau, fa)
+                losses, terms = _joint_forward(ctx, embeds[0], protos, labels, tau, fa)
             else:
-                losses = _levels_forward(ctx, embeds, protos, labels, tau, fa)
-        ctx.protos = protos
+                losses, terms = _levels_forward(ctx, embeds, protos, labels, tau, fa)
+        _save(ctx, protos=protos, proto_norms=proto_norms, noise_norms=noise_norms, embed_norms=embed_norms, terms=terms)
         return losses
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_losses):
-        protos = ctx.protos
+        saved = _load(ctx)
+        protos = saved["protos"]
         with torch.autocast(protos.device.type, enabled=False):
             grad_losses = _as(grad_losses, protos.dtype)
             if ctx.joint:
-                grad_embeds, grad_protos = _joint_backward(ctx, grad_losses)
+                grad_embeds, grad_protos = _joint_backward(ctx, grad_losses, protos, saved["terms"])
             else:
-                grad_embeds, grad_protos = _levels_backward(ctx, grad_losses)
-            if ctx.noise_norms is not None:
-                grad_protos = _normalise_backward(grad_protos, *ctx.noise_norms)
-            grad_raw = _normalise_backward(grad_protos, *ctx.proto_norms)
-            grad_z = [_normalise_backward(g, *norms) for g, norms in zip(grad_embeds, ctx.embed_norms)]
+                grad_embeds, grad_protos = _levels_backward(ctx, grad_losses, protos, saved["terms"])
+            if saved["noise_norms"] is not None:
+                grad_protos = _normalise_backward(grad_protos, *saved["noise_norms"])
+            grad_raw = _normalise_backward(grad_protos, *saved["proto_norms"])
+            grad_z = [_normalise_backward(g, *norms) for g, norms in zip(grad_embeds, saved["embed_norms"])]
         grads = [_as(g, dt) for g, dt in zip([*grad_z, *grad_raw.split(ctx.sizes)], ctx.in_dtypes)]
         return (None, None, None, None, None, None, *grads)
 
@@ -223,17 +246,16 @@ def _joint_forward(ctx, f, protos, labels, tau, fa):
     weight = plan["levels"] * (counts > 0).to(f.dtype)  # (m, rows): the terms of every level ...
     weight = weight / weight.sum(1, keepdim=True)  # ... averaged: 1/n per sample, 1/classes present per mean
     losses = weight @ log_probs[plan["rows"], targets]
-    ctx.saved = (plan["rows"], weight, log_probs, targets, rows, average)
-    return losses.neg_()
+    return losses.neg_(), (plan["rows"], weight, log_probs, targets, rows, average)
 
 
-def _joint_backward(ctx, grad_losses):
-    row_index, weight, log_probs, targets, rows, average = ctx.saved
+def _joint_backward(ctx, grad_losses, protos, terms):
+    row_index, weight, log_probs, targets, rows, average = terms
     coef = grad_losses @ weight  # d total / d term
     grad_logits = log_probs.exp() * coef[:, None]  # (softmax - onehot) * coef
     grad_logits.index_put_((row_index, targets), -coef, accumulate=True)
     grad_protos = grad_logits.t() @ rows
-    grad_embed = average.t() @ (grad_logits @ ctx.protos)
+    grad_embed = average.t() @ (grad_logits @ protos)
     return [grad_embed], grad_protos
 
 
@@ -241,7 +263,7 @@ def _joint_backward(ctx, grad_losses):
 def _levels_forward(ctx, embeds, protos, labels, tau, fa):
     n, m = labels.shape
     losses = torch.empty(m, dtype=protos.dtype, device=protos.device)
-    ctx.levels = []
+    terms = []
     for k, p in enumerate(protos.split(ctx.sizes)):
         g = embeds[k if len(embeds) > 1 else 0] / tau
         if k == 0 or not fa:  # every sample a term
@@ -255,17 +277,17 @@ def _levels_forward(ctx, embeds, protos, labels, tau, fa):
             weight = present / present.sum()
         log_probs = (rows @ p.t()).log_softmax(1)
         losses[k] = -(weight * log_probs.gather(1, targets[:, None]).squeeze(1)).sum()
-        ctx.levels.append((rows, targets, weight, log_probs, groups, counts))
+        terms.append((rows, targets, weight, log_probs, groups, counts))
     ctx.num_embeds = len(embeds)
-    return losses
+    return losses, terms
 
 
-def _levels_backward(ctx, grad_losses):
-    protos, sizes = ctx.protos, ctx.sizes
+def _levels_backward(ctx, grad_losses, protos, terms):
+    sizes = ctx.sizes
     grad_protos = torch.empty_like(protos)
     grad_embeds: list[torch.Tensor | int] = [0] * ctx.num_embeds
     offset = 0
-    for k, (p, (rows, targets, weight, log_probs, groups, counts)) in enumerate(zip(protos.split(sizes), ctx.levels)):
+    for k, (p, (rows, targets, weight, log_probs, groups, counts)) in enumerate(zip(protos.split(sizes), terms)):
         coef = grad_losses[k] * weight
         grad_logits = log_probs.exp() * coef[:, None]
         grad_logits.scatter_add_(1, targets[:, None], -coef[:, None])
