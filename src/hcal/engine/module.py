@@ -25,8 +25,8 @@ def create_optimizer(param_groups: list[dict], config: Config) -> torch.optim.SG
     """The optimiser of every method: SGD with momentum and weight decay.
 
     ``foreach``: one multi-tensor update per parameter group instead of a Python loop over the
-    parameters (torch's default only on GPUs); on a 2-core CPU it took about 1 ms off a small
-    CNN's 30-ms step (benchmarks/bench.py uses this function for both sides of its ratio).
+    parameters (torch's default only on GPUs); see docs/performance.md. benchmarks/bench.py uses
+    this function for both sides of its HCAL/CE ratio.
     """
     return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True)
 
