@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["batch_classes", "class_means"]
+__all__ = ["batch_classes", "class_means", "group_means"]
 
 
 def batch_classes(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,6 +39,15 @@ def batch_classes(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor,
     return group, torch.zeros_like(labels).scatter_(0, group, labels)
 
 
+def group_means(features: torch.Tensor, group: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(means, counts)``: the ``(r, d)`` mean of the features of every group (zero for an empty
+    group) and the ``(r,)`` number of samples in it, for ``(n,)`` group indices in ``[0, r)``."""
+    counts = torch.zeros(num_groups, dtype=features.dtype, device=features.device)
+    counts.index_add_(0, group, torch.ones_like(features[:, 0]))
+    sums = features.new_zeros(num_groups, features.shape[1]).index_add_(0, group, features)
+    return sums / counts.clamp_min(1).unsqueeze(1), counts
+
+
 def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean embedding of each class present in the batch.
 
@@ -55,8 +64,6 @@ def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
             f"features must be (n, d) and labels (n,), got {tuple(features.shape)} and {tuple(labels.shape)}"
         )
     group, classes = batch_classes(labels, int(labels.max()) + 1 if labels.numel() else 0)
-    counts = torch.zeros(classes.shape[0], dtype=features.dtype, device=features.device)
-    counts.index_add_(0, group, torch.ones_like(features[:, 0]))
-    sums = features.new_zeros(classes.shape[0], features.shape[1]).index_add(0, group, features)
+    means, counts = group_means(features, group, classes.shape[0])
     present = counts > 0
-    return sums[present] / counts[present].unsqueeze(1), classes[present]
+    return means[present], classes[present]

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from ..aggregation import batch_classes, class_means
+from ..aggregation import batch_classes, class_means, group_means
 from ..prototype_loss import prototype_infonce
 
 __all__ = ["hcal_level_losses", "reference_level_losses"]
@@ -218,7 +218,7 @@ class _HCALLoss(torch.autograd.Function):
             if ctx.joint:
                 grad_embeds, grad_protos = _joint_backward(ctx, grad_losses, protos, saved["terms"])
             else:
-                grad_embeds, grad_protos = _levels_backward(ctx, grad_losses, protos, saved["terms"])
+                grad_embeds, grad_protos = _levels_backward(ctx, grad_losses, protos, saved["terms"], len(saved["embed_norms"]))
             if saved["noise_norms"] is not None:
                 grad_protos = _normalise_backward(grad_protos, *saved["noise_norms"])
             grad_raw = _normalise_backward(grad_protos, *saved["proto_norms"])
@@ -271,21 +271,19 @@ def _levels_forward(ctx, embeds, protos, labels, tau, fa):
             weight = torch.full((n,), 1.0 / n, dtype=g.dtype, device=g.device)
         else:  # FA: every class of the batch a term, its mean embedding
             groups, targets = batch_classes(labels[:, k], ctx.sizes[k])
-            counts = torch.zeros(targets.shape[0], dtype=g.dtype, device=g.device).index_add_(0, groups, torch.ones_like(g[:, 0]))
-            rows = g.new_zeros(counts.shape[0], g.shape[1]).index_add_(0, groups, g) / counts.clamp_min(1)[:, None]
+            rows, counts = group_means(g, groups, targets.shape[0])
             present = (counts > 0).to(g.dtype)
             weight = present / present.sum()
         log_probs = (rows @ p.t()).log_softmax(1)
         losses[k] = -(weight * log_probs.gather(1, targets[:, None]).squeeze(1)).sum()
         terms.append((rows, targets, weight, log_probs, groups, counts))
-    ctx.num_embeds = len(embeds)
     return losses, terms
 
 
-def _levels_backward(ctx, grad_losses, protos, terms):
+def _levels_backward(ctx, grad_losses, protos, terms, num_embeds):
     sizes = ctx.sizes
     grad_protos = torch.empty_like(protos)
-    grad_embeds: list[torch.Tensor | int] = [0] * ctx.num_embeds
+    grad_embeds: list[torch.Tensor | int] = [0] * num_embeds
     offset = 0
     for k, (p, (rows, targets, weight, log_probs, groups, counts)) in enumerate(zip(protos.split(sizes), terms)):
         coef = grad_losses[k] * weight
@@ -295,7 +293,7 @@ def _levels_backward(ctx, grad_losses, protos, terms):
         grad_rows = grad_logits @ p
         if groups is not None:  # back through the class means
             grad_rows = (grad_rows / counts.clamp_min(1)[:, None]).index_select(0, groups)
-        e = k if ctx.num_embeds > 1 else 0
+        e = k if num_embeds > 1 else 0
         grad_embeds[e] = grad_embeds[e] + grad_rows / ctx.tau
         offset += sizes[k]
     return grad_embeds, grad_protos

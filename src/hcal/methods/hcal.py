@@ -20,7 +20,7 @@ from torch import nn
 
 from ..config import Config
 from ..hierarchy import Hierarchy
-from ..perturbation import perturb_prototypes, perturbation_noise
+from ..perturbation import perturbation_noise
 from ..prototype_loss import prototype_logits
 from ._hcal_loss import hcal_level_losses
 from ._base import METHODS, BackboneFactory, Encoder, HierarchicalMethod
@@ -58,9 +58,9 @@ class HCAL(HierarchicalMethod):
             return [self.encoders[0](x)] * self.num_levels
         return [enc(x) for enc in self.encoders]
 
-    def unit_prototypes(self, epsilon: float = 0.0) -> list[torch.Tensor]:
-        """Every level's prototypes, L2-normalised (and perturbed when ``epsilon > 0``), in one pass."""
-        return list(perturb_prototypes(torch.cat(list(self.prototypes)), epsilon).split(self.hierarchy.sizes))
+    def unit_prototypes(self) -> list[torch.Tensor]:
+        """Every level's prototypes, L2-normalised, in one pass."""
+        return list(F.normalize(torch.cat(list(self.prototypes)), dim=1).split(self.hierarchy.sizes))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         protos = self.unit_prototypes()
