@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from hcal.aggregation import batch_classes
-from hcal.methods._hcal_loss import _joint_is_small, hcal_level_losses, reference_level_losses
+from hcal.methods._hcal_loss import KERNEL_AVAILABLE, _joint_is_small, hcal_level_losses, reference_level_losses
+
+needs_kernel = pytest.mark.skipif(not KERNEL_AVAILABLE, reason="the C kernel is not built (no C compiler at install)")
+KERNEL = pytest.param("kernel", marks=needs_kernel)
 
 
 def reference(projections, prototypes, labels, tau, fa, noise):
@@ -37,7 +40,9 @@ def _value_and_grads(fn, projections, prototypes, labels, noise):
     return losses.detach(), [t.grad for t in leaves]
 
 
-@pytest.mark.parametrize("layout,shared", [("joint", True), ("levels", True), ("levels", False)])  # joint: shared only
+@pytest.mark.parametrize("layout,shared", [("joint", True), ("levels", True), ("levels", False),  # joint: shared only
+                                           pytest.param("kernel", True, marks=needs_kernel),
+                                           pytest.param("kernel", False, marks=needs_kernel)])
 @pytest.mark.parametrize("fa", [True, False])
 @pytest.mark.parametrize("noisy", [True, False])
 @pytest.mark.parametrize("sizes,n", [((6, 3, 2), 13), ((40, 20, 3), 9), ((8, 2), 1)])
@@ -51,7 +56,7 @@ def test_fused_loss_matches_autograd_through_the_concept_modules(layout, shared,
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("layout", ["joint", "levels"])
+@pytest.mark.parametrize("layout", ["joint", "levels", KERNEL])
 def test_fused_loss_passes_gradcheck(layout):
     projections, prototypes, labels, noise = _case((4, 2), 6, shared=True, noisy=True, seed=3)
     k = len(projections)
@@ -113,3 +118,62 @@ def test_batch_classes_by_hand():
     assert group.tolist() == [2, 0, 2] and classes.tolist() == [0, 1, 2]
     group, classes = batch_classes(torch.tensor([7, 3, 7, 9]), 20)  # many: ranks of the distinct classes
     assert group.tolist() == [1, 0, 1, 2] and classes[:3].tolist() == [3, 7, 9]
+
+
+def test_the_c_kernel_is_built_where_a_c_compiler_is():
+    """setup.sh builds it; only an install without a C compiler falls back to the PyTorch layouts."""
+    import shutil
+    import sysconfig
+
+    if not (shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc")):
+        pytest.skip("no C compiler here: hcal runs its PyTorch layouts")
+    assert KERNEL_AVAILABLE, "the C kernel did not build: re-run setup.sh and read pip's build output"
+
+
+@needs_kernel
+def test_auto_takes_the_kernel_for_small_cpu_heads_and_blas_for_big_ones():
+    projections, prototypes, labels, noise = _case((6, 3, 2), 13, shared=True, noisy=True)
+    z = projections[0].clone().requires_grad_()
+    assert type(hcal_level_losses([z], prototypes, labels, tau=0.1, fa=True).grad_fn).__name__ == "_KernelLossBackward"
+    big = [torch.randn(c, 64, dtype=torch.float64) for c in (3000, 10)]
+    leaf = torch.randint(3000, (64,))
+    z = torch.randn(64, 64, dtype=torch.float64, requires_grad=True)
+    losses = hcal_level_losses([z], big, torch.stack([leaf, leaf // 300], 1), tau=0.1, fa=True)
+    assert type(losses.grad_fn).__name__ == "_HCALLossBackward"
+
+
+@needs_kernel
+def test_kernel_in_float32_and_on_non_contiguous_inputs():
+    projections, prototypes, labels, noise = _case((6, 3, 2), 13, shared=True, noisy=True)
+    z32 = projections[0].float().t().contiguous().t()  # same values, transposed strides
+    assert not z32.is_contiguous()
+    fused = _value_and_grads(lambda z, p, y, u: hcal_level_losses(z, p, y, tau=0.3, fa=True, noise=u, layout="kernel"),
+                             [z32], [p.float() for p in prototypes], labels, noise.float())
+    expected = _value_and_grads(lambda z, p, y, u: reference(z, p, y, 0.3, True, u), projections, prototypes, labels, noise)
+    torch.testing.assert_close(fused[0].double(), expected[0], rtol=1e-5, atol=1e-6)
+    for got, want in zip(fused[1], expected[1]):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["joint", "levels", KERNEL])
+def test_a_zero_projection_row_gets_f_normalize_gradients(layout):
+    projections, prototypes, labels, noise = _case((6, 3, 2), 13, shared=True, noisy=True)
+    projections[0][4] = 0.0
+    fused = _value_and_grads(lambda z, p, y, u: hcal_level_losses(z, p, y, tau=0.3, fa=True, noise=u, layout=layout),
+                             projections, prototypes, labels, noise)
+    expected = _value_and_grads(lambda z, p, y, u: reference(z, p, y, 0.3, True, u), projections, prototypes, labels, noise)
+    assert fused[1][0][4].abs().max() > 1e6  # x / max(|x|, eps) at x = 0: the gradient is g / eps
+    torch.testing.assert_close(fused[0], expected[0], rtol=1e-10, atol=1e-12)
+    for got, want in zip(fused[1], expected[1]):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@needs_kernel
+def test_kernel_rejects_labels_out_of_range_with_the_position_and_the_range():
+    projections, prototypes, labels, _ = _case((6, 3, 2), 13, shared=True, noisy=False)
+    labels[5, 1] = 3
+    with pytest.raises(ValueError, match=r"labels\[5, 1\] must be in \[0, 3\), got 3"):
+        hcal_level_losses(projections, prototypes, labels, tau=0.1, fa=True, layout="kernel")
+    with pytest.raises(ValueError, match="layout 'kernel': the C kernel needs CPU tensors"):
+        hcal_level_losses([projections[0].to("meta")], prototypes, labels, tau=0.1, fa=True, layout="kernel")

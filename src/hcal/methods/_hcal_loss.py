@@ -31,6 +31,7 @@ concept modules, in both layouts, and with ``torch.autograd.gradcheck``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -41,10 +42,21 @@ from torch.autograd.function import once_differentiable
 from ..aggregation import batch_classes, class_means, group_means
 from ..prototype_loss import prototype_infonce
 
-__all__ = ["hcal_level_losses", "reference_level_losses"]
+_KERNEL_ABI = 1  # HCAL_KERNEL_ABI of _hcal_loss_cpu.c
+try:  # the C kernel of the "kernel" layout, built by pip install where a C compiler is found
+    from . import _hcal_loss_cpu
+except ImportError:  # pragma: no cover - depends on the build
+    _hcal_loss_cpu = None
+if _hcal_loss_cpu is not None and getattr(_hcal_loss_cpu, "ABI", None) != _KERNEL_ABI:  # pragma: no cover
+    warnings.warn(f"{_hcal_loss_cpu.__file__} is a stale build, not used; re-run setup.sh (pip install -e .) to rebuild it")
+    _hcal_loss_cpu = None
+
+__all__ = ["KERNEL_AVAILABLE", "hcal_level_losses", "reference_level_losses"]
 
 _EPS = 1e-12  # F.normalize's default
 _SMALL = 4096  # masked similarities that cost nothing next to per-level operations
+_KERNEL_WORK = 1 << 20  # (terms x prototypes x d) up to which the C kernel beats the BLAS-backed layouts (docs/performance.md)
+KERNEL_AVAILABLE = _hcal_loss_cpu is not None
 
 
 def hcal_level_losses(
@@ -67,8 +79,10 @@ def hcal_level_losses(
         tau: the InfoNCE temperature, ``> 0``.
         fa: feature aggregation at the coarse levels.
         noise: ``(sum C_k, d)`` perturbation noise added to the unit prototypes, or ``None``.
-        layout: ``"auto"``, ``"joint"`` (one matrix for all levels; needs one shared projection)
-            or ``"levels"`` (one level after another). The numbers are the same.
+        layout: ``"auto"``, ``"joint"`` (one matrix for all levels; needs one shared projection),
+            ``"levels"`` (one level after another) or ``"kernel"`` (CPU tensors only: the whole
+            loss in one call of a C kernel, ``_hcal_loss_cpu.c``). The numbers are the same.
+            ``"auto"`` takes the kernel for CPU tensors and small heads when it is built.
     """
     m = len(prototypes)
     n = labels.shape[0] if labels.ndim == 2 else -1
@@ -78,11 +92,17 @@ def hcal_level_losses(
         raise ValueError(f"labels must be ({projections[0].shape[0]}, {m}), got {tuple(labels.shape)}")
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    if layout not in ("auto", "joint", "levels"):
-        raise ValueError(f"layout must be 'auto', 'joint' or 'levels', got {layout!r}")
+    if layout not in ("auto", "joint", "levels", "kernel"):
+        raise ValueError(f"layout must be 'auto', 'joint', 'levels' or 'kernel', got {layout!r}")
     sizes = tuple(p.shape[0] for p in prototypes)
     if layout == "joint" and len(projections) != 1:
         raise ValueError("layout 'joint' needs one projection shared by every level")
+    on_cpu = all(t.device.type == "cpu" for t in (labels, *projections, *prototypes))
+    if layout == "kernel" and not (KERNEL_AVAILABLE and on_cpu):
+        why = "is not built (no C compiler at install time)" if on_cpu else "needs CPU tensors"
+        raise ValueError(f"layout 'kernel': the C kernel {why}")
+    if layout == "kernel" or (layout == "auto" and KERNEL_AVAILABLE and on_cpu and _kernel_is_small(sizes, n, projections[0].shape[1], fa)):
+        return _KernelLoss.apply(labels, noise, float(tau), bool(fa), len(projections), *projections, *prototypes)
     joint = layout == "joint" or (layout == "auto" and len(projections) == 1 and _joint_is_small(sizes, n, fa))
     return _HCALLoss.apply(labels, noise, float(tau), bool(fa), joint, len(projections), *projections, *prototypes)
 
@@ -116,6 +136,11 @@ def _joint_is_small(sizes: tuple[int, ...], n: int, fa: bool) -> bool:
     rows = [n if k == 0 or not fa else c for k, c in enumerate(sizes)]
     needed = sum(r * c for r, c in zip(rows, sizes))
     return sum(rows) * sum(sizes) <= 2 * needed + _SMALL
+
+
+def _kernel_is_small(sizes: tuple[int, ...], n: int, d: int, fa: bool) -> bool:
+    rows = [n if k == 0 or not fa else min(n, c) for k, c in enumerate(sizes)]
+    return sum(r * c for r, c in zip(rows, sizes)) * d <= _KERNEL_WORK
 
 
 @lru_cache(maxsize=16)
@@ -225,6 +250,46 @@ class _HCALLoss(torch.autograd.Function):
             grad_z = [_normalise_backward(g, *norms) for g, norms in zip(grad_embeds, saved["embed_norms"])]
         grads = [_as(g, dt) for g, dt in zip([*grad_z, *grad_raw.split(ctx.sizes)], ctx.in_dtypes)]
         return (None, None, None, None, None, None, *grads)
+
+
+# ------------------------------------------------------------------ C kernel
+class _KernelLoss(torch.autograd.Function):
+    """The "kernel" layout: forward and backward are one call each of ``_hcal_loss_cpu.run``
+    (the backward recomputes the forward's intermediates, so only the inputs are saved)."""
+
+    @staticmethod
+    def forward(ctx, labels, noise, tau, fa, num_projections, *tensors):
+        dtype = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+        ctx.in_dtypes, ctx.tau, ctx.fa, ctx.k = [t.dtype for t in tensors], tau, fa, num_projections
+        tensors = [_as(t, dtype).contiguous() for t in tensors]
+        labels = _as(labels, torch.long).contiguous()
+        noise = None if noise is None else _as(noise, dtype).contiguous()
+        losses = torch.empty(len(tensors) - num_projections, dtype=dtype)
+        _run_kernel(ctx, labels, noise, tensors, None, losses, ())
+        ctx.save_for_backward(labels, noise, *tensors)
+        return losses
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_losses):
+        labels, noise, *tensors = ctx.saved_tensors
+        z, raw = tensors[: ctx.k], tensors[ctx.k :]
+        n, d = z[0].shape
+        parts = [n] * ctx.k + [p.shape[0] for p in raw]
+        grads = torch.empty(sum(parts), d, dtype=z[0].dtype).split(parts)
+        _run_kernel(ctx, labels, noise, tensors, _as(grad_losses, z[0].dtype).contiguous(), None, grads)
+        return (None, None, None, None, None, *(_as(g, dt) for g, dt in zip(grads, ctx.in_dtypes)))
+
+
+def _run_kernel(ctx, labels, noise, tensors, grad_losses, losses, grads) -> None:
+    z, raw = tensors[: ctx.k], tensors[ctx.k :]
+    _hcal_loss_cpu.run(
+        z[0].dtype == torch.float64, z[0].shape[0], z[0].shape[1], tuple(p.shape[0] for p in raw),
+        tuple(t.data_ptr() for t in z), tuple(p.data_ptr() for p in raw),
+        0 if noise is None else noise.data_ptr(), labels.data_ptr(), ctx.tau, ctx.fa,
+        0 if grad_losses is None else grad_losses.data_ptr(), 0 if losses is None else losses.data_ptr(),
+        tuple(g.data_ptr() for g in grads[: ctx.k]), tuple(g.data_ptr() for g in grads[ctx.k :]),
+    )
 
 
 # ------------------------------------------------------------------ joint layout
