@@ -13,9 +13,13 @@ across machines. Sections:
 
 * ``step``: samples/s of an HCAL training step (backbone, projection, prototypes of every level,
   FA, PP, AWA, backward, SGD step) against a plain cross-entropy step (same backbone, one linear
-  classifier on the finest level, same batch). Interleaved repeats, medians.
-* ``head``: HCAL's loss alone (forward + backward), computed as hcal does (one fused autograd
-  node, :mod:`hcal.methods._hcal_loss`) against plain autograd through the concept modules.
+  classifier on the finest level, same batch). On a CPU where hcal's C kernel is built, also the
+  HCAL step with the loss in PyTorch operations (what an install without a C compiler runs).
+  Interleaved repeats, medians.
+* ``head``: HCAL's loss alone (forward + backward), computed as hcal does (``auto``: the C kernel
+  for small heads on a CPU, else one fused autograd node of PyTorch operations,
+  :mod:`hcal.methods._hcal_loss`), in PyTorch operations, and by plain autograd through the
+  concept modules.
 * ``loader``: images/s the data loader delivers (train split, augmentation included) against the
   images/s the model trains at, for fashion-mnist, cifar10 (if ../shared/data has it) and a
   generated 224-px image folder. A loader/model ratio above 1 means the loader keeps up.
@@ -28,6 +32,7 @@ across machines. Sections:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -50,6 +55,8 @@ from hcal.engine.module import create_optimizer  # noqa: E402
 from hcal.hierarchy import Hierarchy  # noqa: E402
 from hcal.inputs import InputSpec  # noqa: E402
 from hcal.methods import create_method  # noqa: E402
+from hcal.methods import _hcal_loss  # noqa: E402
+from hcal.methods._hcal_loss import KERNEL_AVAILABLE  # noqa: E402
 from hcal.weighting import create_weighting  # noqa: E402
 
 SHARED = Path(os.environ.get("HCAL_CIFAR10", ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
@@ -76,6 +83,17 @@ def tree(sizes_fine_first: list[int]) -> Hierarchy:
             path.append(f"l{k + 1}c{idx}")
         paths.append(tuple(reversed(path)))
     return Hierarchy(paths)
+
+
+@contextlib.contextmanager
+def pytorch_layouts():
+    """HCAL's loss in PyTorch operations even where the C kernel is built (what an install
+    without a C compiler runs)."""
+    saved, _hcal_loss.KERNEL_AVAILABLE = _hcal_loss.KERNEL_AVAILABLE, False
+    try:
+        yield
+    finally:
+        _hcal_loss.KERNEL_AVAILABLE = saved
 
 
 def median_time(fn, repeats: int, device: torch.device) -> float:
@@ -116,30 +134,40 @@ def bench_step(args, device) -> list[dict]:
             total.backward()
             hcal_opt.step()
 
+        def hcal_torch_step():  # the same step with the loss in PyTorch operations (no C kernel)
+            with pytorch_layouts():
+                hcal_step()
+
         def ce_step():
             loss = F.cross_entropy(ce_head(ce_backbone(x)), y[:, 0])
             ce_opt.zero_grad(set_to_none=True)
             loss.backward()
             ce_opt.step()
 
+        kernel = KERNEL_AVAILABLE and device.type == "cpu"
+        fns = (hcal_step, ce_step, hcal_torch_step) if kernel else (hcal_step, ce_step)
         steps = 4 if backbone.startswith("resnet") and device.type == "cpu" else (10 if args.quick else 30)
-        for fn in (hcal_step, ce_step, hcal_step, ce_step):  # warm-up
+        for fn in fns * 2:  # warm-up
             fn()
-        hc, ce = [], []
+        times = [[] for _ in fns]
         if device.type == "cpu" and not backbone.startswith("resnet"):
             # short CPU steps: alternate single steps, as the load of a shared CPU drifts within seconds
             for _ in range(60 if args.quick else 300):
-                hc.append(median_time(hcal_step, 1, device))
-                ce.append(median_time(ce_step, 1, device))
+                for fn, ts in zip(fns, times):
+                    ts.append(median_time(fn, 1, device))
         else:
             for _ in range(3 if args.quick else 7):  # interleaved, so drifts in machine load hit both
-                hc.append(median_time(hcal_step, steps, device))
-                ce.append(median_time(ce_step, steps, device))
-        t_h, t_c = statistics.median(hc), statistics.median(ce)
-        rows.append({
-            "backbone": backbone, "batch": b, "levels": h.depth, "classes": list(h.sizes),
+                for fn, ts in zip(fns, times):
+                    ts.append(median_time(fn, steps, device))
+        t_h, t_c = statistics.median(times[0]), statistics.median(times[1])
+        row = {
+            "backbone": backbone, "batch": b, "levels": h.depth, "classes": list(h.sizes), "loss": "kernel" if kernel else "pytorch",
             "hcal_samples_per_s": b / t_h, "ce_samples_per_s": b / t_c, "hcal_over_ce_time": t_h / t_c,
-        })
+        }
+        if kernel:
+            t_p = statistics.median(times[2])
+            row.update(hcal_pytorch_samples_per_s=b / t_p, hcal_pytorch_over_ce_time=t_p / t_c)
+        rows.append(row)
     return rows
 
 
@@ -292,32 +320,38 @@ def bench_scaling(args, device) -> dict:
 
 # ---------------------------------------------------------------------------------- head
 def bench_head(args, device) -> list[dict]:
-    """HCAL's loss (forward + backward, PP and FA on) as hcal computes it, one fused autograd node,
-    against plain autograd through the concept modules (``reference_level_losses``)."""
-    from hcal.methods._hcal_loss import hcal_level_losses, reference_level_losses
+    """HCAL's loss (forward + backward, PP and FA on) as hcal computes it (``auto``: on a CPU the C
+    kernel for small heads), in PyTorch operations (the fused node's joint/levels layouts), and
+    by plain autograd through the concept modules (``reference_level_losses``)."""
+    from hcal.methods._hcal_loss import _joint_is_small, _kernel_is_small, hcal_level_losses, reference_level_losses
     from hcal.perturbation import perturbation_noise
 
     rows = []
-    for sizes, n in (([10, 6, 2], 32), ([10, 6, 2], 128), ([100, 20], 128), ([1000, 100, 10], 256)):
+    for sizes, n in (([10, 6, 2], 32), ([10, 6, 2], 128), ([100, 20], 32), ([100, 20], 128), ([1000, 100, 10], 256)):
         h = tree(sizes)
         g = torch.Generator().manual_seed(0)
         z = torch.randn(n, 256, generator=g).to(device).requires_grad_()
         protos = [torch.randn(c, 256, generator=g).to(device).requires_grad_() for c in sizes]
         y = h.leaf_paths()[torch.randint(sizes[0], (n,), generator=g)].to(device)
+        torch_layout = "joint" if _joint_is_small(tuple(sizes), n, True) else "levels"
+        kernel = KERNEL_AVAILABLE and device.type == "cpu" and _kernel_is_small(tuple(sizes), n, 256, True)
 
-        def run(fn):
+        def run(fn, **kw):
             noise = perturbation_noise((sum(sizes), 256), 0.01, device=device)
-            fn([z], protos, y, tau=0.1, fa=True, noise=noise).sum().backward()
+            fn([z], protos, y, tau=0.1, fa=True, noise=noise, **kw).sum().backward()
 
-        fused, reference = (lambda: run(hcal_level_losses)), (lambda: run(reference_level_losses))
-        for fn in (fused, reference, fused, reference):
+        fns = {"auto": lambda: run(hcal_level_losses), "pytorch": lambda: run(hcal_level_losses, layout=torch_layout),
+               "autograd": lambda: run(reference_level_losses)}
+        for fn in [*fns.values()] * 2:
             fn()
-        tf, tr = [], []
+        times = {key: [] for key in fns}
         for _ in range(20 if args.quick else 100):
-            tf.append(median_time(fused, 1 if device.type == "cpu" else 10, device))
-            tr.append(median_time(reference, 1 if device.type == "cpu" else 10, device))
-        t_f, t_r = statistics.median(tf), statistics.median(tr)
-        rows.append({"classes": sizes, "batch": n, "fused_ms": 1e3 * t_f, "autograd_ms": 1e3 * t_r, "autograd_over_fused": t_r / t_f})
+            for key, fn in fns.items():
+                times[key].append(median_time(fn, 1 if device.type == "cpu" else 10, device))
+        t = {key: statistics.median(ts) for key, ts in times.items()}
+        rows.append({"classes": sizes, "batch": n, "auto_layout": "kernel" if kernel else torch_layout, "auto_ms": 1e3 * t["auto"],
+                     "pytorch_layout": torch_layout, "pytorch_ms": 1e3 * t["pytorch"], "autograd_ms": 1e3 * t["autograd"],
+                     "autograd_over_auto": t["autograd"] / t["auto"]})
     return rows
 
 
@@ -326,16 +360,21 @@ def report(results: dict) -> str:
     out = [f"machine: {results['machine']}", f"command: {results['command']}", ""]
     if "step" in results:
         out.append("training step, samples/s")
-        out.append(f"{'backbone':<16}{'batch':>6}  {'classes':<14}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}")
+        out.append(f"{'backbone':<16}{'batch':>6}  {'classes':<14}{'loss':>8}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}"
+                   f"{'no kernel':>11}{'its /CE':>9}")
         for r in results["step"]:
-            out.append(f"{r['backbone']:<16}{r['batch']:>6}  {str(r['classes']):<14}{r['hcal_samples_per_s']:>10.0f}"
-                       f"{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}")
+            extra = (f"{r['hcal_pytorch_samples_per_s']:>11.0f}{r['hcal_pytorch_over_ce_time']:>9.3f}"
+                     if "hcal_pytorch_samples_per_s" in r else "")
+            out.append(f"{r['backbone']:<16}{r['batch']:>6}  {str(r['classes']):<14}{r['loss']:>8}{r['hcal_samples_per_s']:>10.0f}"
+                       f"{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}{extra}")
         out.append("")
     if "head" in results:
-        out.append("HCAL loss forward+backward (PP, FA on), d=256, ms: fused node vs autograd through the concept modules")
-        out.append(f"{'classes':<18}{'batch':>6}{'fused':>10}{'autograd':>10}{'autograd/fused':>16}")
+        out.append("HCAL loss forward+backward (PP, FA on), d=256, ms: as hcal computes it (auto), the fused node in PyTorch")
+        out.append("operations, and autograd through the concept modules")
+        out.append(f"{'classes':<18}{'batch':>6}{'auto':>8}{'ms':>8}{'pytorch':>9}{'ms':>8}{'autograd ms':>13}{'autograd/auto':>15}")
         for r in results["head"]:
-            out.append(f"{str(r['classes']):<18}{r['batch']:>6}{r['fused_ms']:>10.3f}{r['autograd_ms']:>10.3f}{r['autograd_over_fused']:>16.2f}")
+            out.append(f"{str(r['classes']):<18}{r['batch']:>6}{r['auto_layout']:>8}{r['auto_ms']:>8.3f}{r['pytorch_layout']:>9}"
+                       f"{r['pytorch_ms']:>8.3f}{r['autograd_ms']:>13.3f}{r['autograd_over_auto']:>15.2f}")
         out.append("")
     if "loader" in results:
         out.append("data loader vs model, images/s")
