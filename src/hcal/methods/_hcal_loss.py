@@ -24,9 +24,17 @@ all levels' similarities, a mask keeps each row to its level's prototypes, and o
 gives every term. Otherwise (one embedding per level, or many classes, where the masked products
 would be wasted work) the levels are computed one after another.
 
+On a CPU, even the fused node's few dozen operations are a measurable part of a small CNN's
+training step: right after the backbone's forward pass each distinct operation runs with cold
+caches (10-70 microseconds apiece on a 2-core server, docs/performance.md). For CPU tensors and
+small heads, ``auto`` therefore takes a third layout, ``"kernel"``: the whole forward, and the
+whole backward (which recomputes the forward), each in one call of a small C kernel
+(``_hcal_loss_cpu.c``, built by ``pip install`` where a C compiler is found; without it, or on a GPU,
+the PyTorch layouts run). Bigger heads go to the PyTorch layouts, whose BLAS matrix products win.
+
 The computation runs in float32 (float64 if the inputs are), also under autocast.
 ``tests/test_hcal_loss.py`` checks values and gradients against plain autograd through the
-concept modules, in both layouts, and with ``torch.autograd.gradcheck``.
+concept modules, in every layout, and with ``torch.autograd.gradcheck``.
 """
 
 from __future__ import annotations
