@@ -89,6 +89,10 @@ def test_bad_arguments_name_the_parameter():
         hcal_level_losses(projections * 3, prototypes, labels, tau=0.1, fa=True)
     with pytest.raises(ValueError, match="layout must be"):
         hcal_level_losses(projections, prototypes, labels, tau=0.1, fa=True, layout="fast")
+    with pytest.raises(ValueError, match=r"prototypes\[1\] must be \(2, 5\) like projections\[0\]'s \(n, d\), got \(2, 4\)"):
+        hcal_level_losses(projections, [prototypes[0], prototypes[1][:, :4]], labels, tau=0.1, fa=True)
+    with pytest.raises(ValueError, match=r"noise must be \(6, 5\), got \(6, 4\)"):
+        hcal_level_losses(projections, prototypes, labels, tau=0.1, fa=True, noise=torch.zeros(6, 4))
 
 
 def test_autocast_computes_in_float32_and_returns_input_dtypes():

@@ -98,6 +98,13 @@ def hcal_level_losses(
         raise ValueError(f"projections must hold 1 or {m} tensors (one per level), got {len(projections)}")
     if labels.ndim != 2 or labels.shape[1] != m or n != projections[0].shape[0]:
         raise ValueError(f"labels must be ({projections[0].shape[0]}, {m}), got {tuple(labels.shape)}")
+    d = projections[0].shape[-1]
+    for name, tensors, rows in (("projections", projections, [n] * len(projections)), ("prototypes", prototypes, [p.shape[0] for p in prototypes])):
+        for k, (t, r) in enumerate(zip(tensors, rows)):
+            if t.shape != (r, d):
+                raise ValueError(f"{name}[{k}] must be ({r}, {d}) like projections[0]'s (n, d), got {tuple(t.shape)}")
+    if noise is not None and noise.shape != (sum(p.shape[0] for p in prototypes), d):
+        raise ValueError(f"noise must be ({sum(p.shape[0] for p in prototypes)}, {d}), got {tuple(noise.shape)}")
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
     if layout not in ("auto", "joint", "levels", "kernel"):
