@@ -99,24 +99,24 @@ def hcal_level_losses(
     if labels.ndim != 2 or labels.shape[1] != m or n != projections[0].shape[0]:
         raise ValueError(f"labels must be ({projections[0].shape[0]}, {m}), got {tuple(labels.shape)}")
     d = projections[0].shape[-1]
-    for name, tensors, rows in (("projections", projections, [n] * len(projections)), ("prototypes", prototypes, [p.shape[0] for p in prototypes])):
+    sizes = tuple(p.shape[0] for p in prototypes)
+    for name, tensors, rows in (("projections", projections, [n] * len(projections)), ("prototypes", prototypes, sizes)):
         for k, (t, r) in enumerate(zip(tensors, rows)):
             if t.shape != (r, d):
                 raise ValueError(f"{name}[{k}] must be ({r}, {d}) like projections[0]'s (n, d), got {tuple(t.shape)}")
-    if noise is not None and noise.shape != (sum(p.shape[0] for p in prototypes), d):
-        raise ValueError(f"noise must be ({sum(p.shape[0] for p in prototypes)}, {d}), got {tuple(noise.shape)}")
+    if noise is not None and noise.shape != (sum(sizes), d):
+        raise ValueError(f"noise must be ({sum(sizes)}, {d}), got {tuple(noise.shape)}")
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
     if layout not in ("auto", "joint", "levels", "kernel"):
         raise ValueError(f"layout must be 'auto', 'joint', 'levels' or 'kernel', got {layout!r}")
-    sizes = tuple(p.shape[0] for p in prototypes)
     if layout == "joint" and len(projections) != 1:
         raise ValueError("layout 'joint' needs one projection shared by every level")
     on_cpu = all(t.device.type == "cpu" for t in (labels, *projections, *prototypes))
     if layout == "kernel" and not (KERNEL_AVAILABLE and on_cpu):
         why = "is not built (no C compiler at install time)" if on_cpu else "needs CPU tensors"
         raise ValueError(f"layout 'kernel': the C kernel {why}")
-    if layout == "kernel" or (layout == "auto" and KERNEL_AVAILABLE and on_cpu and _kernel_is_small(sizes, n, projections[0].shape[1], fa)):
+    if layout == "kernel" or (layout == "auto" and KERNEL_AVAILABLE and on_cpu and _kernel_is_small(sizes, n, d, fa)):
         return _KernelLoss.apply(labels, noise, float(tau), bool(fa), len(projections), *projections, *prototypes)
     joint = layout == "joint" or (layout == "auto" and len(projections) == 1 and _joint_is_small(sizes, n, fa))
     return _HCALLoss.apply(labels, noise, float(tau), bool(fa), joint, len(projections), *projections, *prototypes)
