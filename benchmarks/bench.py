@@ -5,6 +5,7 @@ Run from the repository root (after ``bash setup.sh``)::
     .venv/bin/python benchmarks/bench.py                 # everything, ~10 min on 2 CPU cores
     .venv/bin/python benchmarks/bench.py --quick          # fewer repeats, smaller sizes
     .venv/bin/python benchmarks/bench.py --only step scaling --json out.json
+    .venv/bin/python benchmarks/bench.py --only step --compile   # also the torch.compile'd steps
     HCAL_FASHION_MNIST=DIR HCAL_CIFAR10=FILE ...     # where the data is (defaults: the system
                                                      # Fashion-MNIST, ../shared/data/cifar10-jpeg.tar.gz)
 
@@ -12,14 +13,13 @@ Every number in one run comes from the same machine and process; ratios are what
 across machines. Sections:
 
 * ``step``: samples/s of an HCAL training step (backbone, projection, prototypes of every level,
-  FA, PP, AWA, backward, SGD step) against a plain cross-entropy step (same backbone, one linear
-  classifier on the finest level, same batch). On a CPU where hcal's C kernel is built, also the
-  HCAL step with the loss in PyTorch operations (what an install without a C compiler runs).
-  Interleaved repeats, medians.
-* ``head``: HCAL's loss alone (forward + backward), computed as hcal does (``auto``: the C kernel
-  for small heads on a CPU, else one fused autograd node of PyTorch operations,
-  :mod:`hcal.methods._hcal_loss`), in PyTorch operations, and by plain autograd through the
-  concept modules.
+  FA, PP, AWA, backward, SGD step; the loss by plain autograd through the concept modules) against
+  a plain cross-entropy step (same backbone, one linear classifier on the finest level, same
+  batch), for the small CNN (Fashion-MNIST's tree, batch 32 and 128), ResNet-18 (100/20 classes)
+  and pre-computed features with the ``mlp`` backbone at the shape of
+  ``../shared/data/dbpedia-minilm.npz`` (384-d inputs, 219/70/9 classes). ``--compile`` adds the
+  same steps with the loss function (backbone and head) compiled by ``torch.compile`` on both
+  sides. Interleaved repeats, medians.
 * ``loader``: images/s the data loader delivers (train split, augmentation included) against the
   images/s the model trains at, for fashion-mnist, cifar10 (if ../shared/data has it) and a
   generated 224-px image folder. A loader/model ratio above 1 means the loader keeps up.
@@ -55,8 +55,6 @@ from hcal.engine.module import create_optimizer  # noqa: E402
 from hcal.hierarchy import Hierarchy  # noqa: E402
 from hcal.inputs import InputSpec  # noqa: E402
 from hcal.methods import create_method  # noqa: E402
-from hcal.methods import _hcal_loss  # noqa: E402
-from hcal.methods._hcal_loss import KERNEL_AVAILABLE  # noqa: E402
 from hcal.weighting import create_weighting  # noqa: E402
 
 SHARED = Path(os.environ.get("HCAL_CIFAR10", ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
@@ -66,6 +64,18 @@ FASHION_MNIST = os.environ.get("HCAL_FASHION_MNIST")  # a folder of the idx file
 def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+
+
+def commit() -> str:
+    """The git commit benchmarked (``+changes`` when the working tree differs from it)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
 
 
 def sync(device: torch.device) -> None:
@@ -85,17 +95,6 @@ def tree(sizes_fine_first: list[int]) -> Hierarchy:
     return Hierarchy(paths)
 
 
-@contextlib.contextmanager
-def pytorch_layouts():
-    """HCAL's loss in PyTorch operations even where the C kernel is built (what an install
-    without a C compiler runs)."""
-    saved, _hcal_loss.KERNEL_AVAILABLE = _hcal_loss.KERNEL_AVAILABLE, False
-    try:
-        yield
-    finally:
-        _hcal_loss.KERNEL_AVAILABLE = saved
-
-
 def median_time(fn, repeats: int, device: torch.device) -> float:
     times = []
     for _ in range(repeats):
@@ -108,67 +107,82 @@ def median_time(fn, repeats: int, device: torch.device) -> float:
 
 
 # ---------------------------------------------------------------------------------- step
-def bench_step(args, device) -> list[dict]:
-    rows = []
+def step_cases(args) -> list[tuple[str, InputSpec, Hierarchy, int]]:
+    """(backbone, input, tree, batch) of every step row."""
     small = InputSpec(kind="image", channels=1, size=28)
     # HCAL's head adds a fixed number of small operations per step: the same backbone at a 4x
     # batch shows how that fixed cost amortises.
     cases = [("small-cnn", small, fmnist_tree(), args.batch_size), ("small-cnn", small, fmnist_tree(), 4 * args.batch_size)]
-    if not args.quick or device.type == "cuda":
+    if not args.quick or torch.cuda.is_available():
         cases.append(("resnet18-cifar", InputSpec(kind="image", channels=3, size=32), tree([100, 20]), args.batch_size))
-    for backbone, spec, h, b in cases:
-        torch.manual_seed(0)
-        cfg = Config(backbone=backbone)
-        hcal = create_method("hcal", h, lambda: create_backbone(backbone, spec), cfg).to(device)
-        awa = create_weighting("awa", h.depth, gamma=0.5)
-        hcal_opt = create_optimizer(hcal.param_groups(cfg), cfg)  # hcal's own optimiser, for both sides
-        ce_backbone = create_backbone(backbone, spec).to(device)
-        ce_head = nn.Linear(ce_backbone.out_features, h.sizes[0]).to(device)
-        ce_opt = create_optimizer([{"params": [*ce_backbone.parameters(), *ce_head.parameters()]}], cfg)
-        x = torch.randn(b, spec.channels, spec.size, spec.size, device=device)
-        y = h.leaf_paths()[torch.randint(h.sizes[0], (b,))].to(device)
+    # pre-computed features, the shape of ../shared/data/dbpedia-minilm.npz: 384-d, 219 > 70 > 9 classes
+    cases.append(("mlp", InputSpec(kind="vector", dim=384), tree([219, 70, 9]), args.batch_size))
+    return cases
 
-        def hcal_step():
-            total, _ = awa(hcal.level_losses(x, y))
-            hcal_opt.zero_grad(set_to_none=True)
-            total.backward()
-            hcal_opt.step()
 
-        def hcal_torch_step():  # the same step with the loss in PyTorch operations (no C kernel)
-            with pytorch_layouts():
-                hcal_step()
-
-        def ce_step():
-            loss = F.cross_entropy(ce_head(ce_backbone(x)), y[:, 0])
-            ce_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            ce_opt.step()
-
-        kernel = KERNEL_AVAILABLE and device.type == "cpu"
-        fns = (hcal_step, ce_step, hcal_torch_step) if kernel else (hcal_step, ce_step)
-        steps = 4 if backbone.startswith("resnet") and device.type == "cpu" else (10 if args.quick else 30)
-        for fn in fns * 2:  # warm-up
-            fn()
-        times = [[] for _ in fns]
-        if device.type == "cpu" and not backbone.startswith("resnet"):
-            # short CPU steps: alternate single steps, as the load of a shared CPU drifts within seconds
-            for _ in range(60 if args.quick else 300):
-                for fn, ts in zip(fns, times):
-                    ts.append(median_time(fn, 1, device))
-        else:
-            for _ in range(3 if args.quick else 7):  # interleaved, so drifts in machine load hit both
-                for fn, ts in zip(fns, times):
-                    ts.append(median_time(fn, steps, device))
-        t_h, t_c = statistics.median(times[0]), statistics.median(times[1])
-        row = {
-            "backbone": backbone, "batch": b, "levels": h.depth, "classes": list(h.sizes), "loss": "kernel" if kernel else "pytorch",
-            "hcal_samples_per_s": b / t_h, "ce_samples_per_s": b / t_c, "hcal_over_ce_time": t_h / t_c,
-        }
-        if kernel:
-            t_p = statistics.median(times[2])
-            row.update(hcal_pytorch_samples_per_s=b / t_p, hcal_pytorch_over_ce_time=t_p / t_c)
-        rows.append(row)
+def bench_step(args, device) -> list[dict]:
+    rows = []
+    for backbone, spec, h, b in step_cases(args):
+        for compiled in (False, True) if args.compile else (False,):
+            rows.append(_step_row(args, device, backbone, spec, h, b, compiled))
     return rows
+
+
+def _step_row(args, device, backbone: str, spec: InputSpec, h: Hierarchy, b: int, compiled: bool) -> dict:
+    torch.manual_seed(0)
+    cfg = Config(backbone=backbone)
+    hcal = create_method("hcal", h, lambda: create_backbone(backbone, spec), cfg).to(device).train()
+    awa = create_weighting("awa", h.depth, gamma=0.5)
+    hcal_opt = create_optimizer(hcal.param_groups(cfg), cfg)  # hcal's own optimiser, for both sides
+    ce_backbone = create_backbone(backbone, spec).to(device).train()
+    ce_head = nn.Linear(ce_backbone.out_features, h.sizes[0]).to(device)
+    ce_opt = create_optimizer([{"params": [*ce_backbone.parameters(), *ce_head.parameters()]}], cfg)
+    shape = (b, spec.dim) if spec.kind == "vector" else (b, spec.channels, spec.size, spec.size)
+    x = torch.randn(*shape, device=device)
+    y = h.leaf_paths()[torch.randint(h.sizes[0], (b,))].to(device)
+
+    def ce_loss(x, y):
+        return F.cross_entropy(ce_head(ce_backbone(x)), y[:, 0])
+
+    # as hcal fit --compile does: the method's whole loss function compiled (backbone and head)
+    hcal_losses = torch.compile(hcal.level_losses) if compiled else hcal.level_losses
+    ce_losses = torch.compile(ce_loss) if compiled else ce_loss
+
+    def hcal_step():
+        total, _ = awa(hcal_losses(x, y))
+        hcal_opt.zero_grad(set_to_none=True)
+        total.backward()
+        hcal_opt.step()
+
+    def ce_step():
+        loss = ce_losses(x, y)
+        ce_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        ce_opt.step()
+
+    fns = (hcal_step, ce_step)
+    slow = backbone.startswith("resnet") and device.type == "cpu"
+    started = time.perf_counter()
+    for fn in fns * (3 if compiled else 2):  # warm-up (and compilation)
+        fn()
+    warmup_s = time.perf_counter() - started
+    times = [[] for _ in fns]
+    if device.type == "cpu" and not slow:
+        # short CPU steps: alternate single steps, as the load of a shared CPU drifts within seconds
+        for _ in range(60 if args.quick else 300):
+            for fn, ts in zip(fns, times):
+                ts.append(median_time(fn, 1, device))
+    else:
+        steps = 4 if slow else (10 if args.quick else 30)
+        for _ in range(3 if args.quick else 7):  # interleaved, so drifts in machine load hit both
+            for fn, ts in zip(fns, times):
+                ts.append(median_time(fn, steps, device))
+    t_h, t_c = statistics.median(times[0]), statistics.median(times[1])
+    return {
+        "backbone": backbone, "batch": b, "levels": h.depth, "classes": list(h.sizes), "compiled": compiled,
+        "hcal_samples_per_s": b / t_h, "ce_samples_per_s": b / t_c, "hcal_over_ce_time": t_h / t_c,
+        "warmup_s": warmup_s,
+    }
 
 
 def fmnist_tree() -> Hierarchy:
@@ -318,63 +332,17 @@ def bench_scaling(args, device) -> dict:
     return {"by_classes": by_classes, "by_levels": by_levels}
 
 
-# ---------------------------------------------------------------------------------- head
-def bench_head(args, device) -> list[dict]:
-    """HCAL's loss (forward + backward, PP and FA on) as hcal computes it (``auto``: on a CPU the C
-    kernel for small heads), in PyTorch operations (the fused node's joint/levels layouts), and
-    by plain autograd through the concept modules (``reference_level_losses``)."""
-    from hcal.methods._hcal_loss import _joint_is_small, _kernel_is_small, hcal_level_losses, reference_level_losses
-    from hcal.perturbation import perturbation_noise
-
-    rows = []
-    for sizes, n in (([10, 6, 2], 32), ([10, 6, 2], 128), ([100, 20], 32), ([100, 20], 128), ([1000, 100, 10], 256)):
-        h = tree(sizes)
-        g = torch.Generator().manual_seed(0)
-        z = torch.randn(n, 256, generator=g).to(device).requires_grad_()
-        protos = [torch.randn(c, 256, generator=g).to(device).requires_grad_() for c in sizes]
-        y = h.leaf_paths()[torch.randint(sizes[0], (n,), generator=g)].to(device)
-        torch_layout = "joint" if _joint_is_small(tuple(sizes), n, True) else "levels"
-        kernel = KERNEL_AVAILABLE and device.type == "cpu" and _kernel_is_small(tuple(sizes), n, 256, True)
-
-        def run(fn, **kw):
-            noise = perturbation_noise((sum(sizes), 256), 0.01, device=device)
-            fn([z], protos, y, tau=0.1, fa=True, noise=noise, **kw).sum().backward()
-
-        fns = {"auto": lambda: run(hcal_level_losses), "pytorch": lambda: run(hcal_level_losses, layout=torch_layout),
-               "autograd": lambda: run(reference_level_losses)}
-        for fn in [*fns.values()] * 2:
-            fn()
-        times = {key: [] for key in fns}
-        for _ in range(20 if args.quick else 100):
-            for key, fn in fns.items():
-                times[key].append(median_time(fn, 1 if device.type == "cpu" else 10, device))
-        t = {key: statistics.median(ts) for key, ts in times.items()}
-        rows.append({"classes": sizes, "batch": n, "auto_layout": "kernel" if kernel else torch_layout, "auto_ms": 1e3 * t["auto"],
-                     "pytorch_layout": torch_layout, "pytorch_ms": 1e3 * t["pytorch"], "autograd_ms": 1e3 * t["autograd"],
-                     "autograd_over_auto": t["autograd"] / t["auto"]})
-    return rows
-
-
 # ---------------------------------------------------------------------------------- report
 def report(results: dict) -> str:
-    out = [f"machine: {results['machine']}", f"command: {results['command']}", ""]
+    out = [f"machine: {results['machine']}", f"commit: {results.get('commit', 'unknown')}", f"command: {results['command']}", ""]
     if "step" in results:
-        out.append("training step, samples/s")
-        out.append(f"{'backbone':<16}{'batch':>6}  {'classes':<14}{'loss':>8}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}"
-                   f"{'no kernel':>11}{'its /CE':>9}")
+        out.append("training step, samples/s (compiled: the loss function, backbone and head, by torch.compile on both sides)")
+        out.append(f"{'backbone':<16}{'batch':>6}  {'classes':<14}{'compiled':>9}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}"
+                   f"{'warm-up s':>11}")
         for r in results["step"]:
-            extra = (f"{r['hcal_pytorch_samples_per_s']:>11.0f}{r['hcal_pytorch_over_ce_time']:>9.3f}"
-                     if "hcal_pytorch_samples_per_s" in r else "")
-            out.append(f"{r['backbone']:<16}{r['batch']:>6}  {str(r['classes']):<14}{r['loss']:>8}{r['hcal_samples_per_s']:>10.0f}"
-                       f"{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}{extra}")
-        out.append("")
-    if "head" in results:
-        out.append("HCAL loss forward+backward (PP, FA on), d=256, ms: as hcal computes it (auto), the fused node in PyTorch")
-        out.append("operations, and autograd through the concept modules")
-        out.append(f"{'classes':<18}{'batch':>6}{'auto':>8}{'ms':>8}{'pytorch':>9}{'ms':>8}{'autograd ms':>13}{'autograd/auto':>15}")
-        for r in results["head"]:
-            out.append(f"{str(r['classes']):<18}{r['batch']:>6}{r['auto_layout']:>8}{r['auto_ms']:>8.3f}{r['pytorch_layout']:>9}"
-                       f"{r['pytorch_ms']:>8.3f}{r['autograd_ms']:>13.3f}{r['autograd_over_auto']:>15.2f}")
+            out.append(f"{r['backbone']:<16}{r['batch']:>6}  {str(r['classes']):<14}{'yes' if r['compiled'] else 'no':>9}"
+                       f"{r['hcal_samples_per_s']:>10.0f}{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}"
+                       f"{r['warmup_s']:>11.1f}")
         out.append("")
     if "loader" in results:
         out.append("data loader vs model, images/s")
@@ -399,15 +367,17 @@ def report(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", nargs="+", choices=("step", "head", "loader", "scaling"), default=["step", "head", "loader", "scaling"])
+    p.add_argument("--only", nargs="+", choices=("step", "loader", "scaling"), default=["step", "loader", "scaling"])
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--compile", action="store_true", help="step: also the steps with the loss compiled by torch.compile")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", metavar="FILE", help="also write the results here")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    results = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "batch_size": args.batch_size}
-    for section, fn in (("step", bench_step), ("head", bench_head), ("loader", bench_loader), ("scaling", bench_scaling)):
+    results = {"machine": machine(), "commit": commit(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+               "batch_size": args.batch_size}
+    for section, fn in (("step", bench_step), ("loader", bench_loader), ("scaling", bench_scaling)):
         if section in args.only:
             t = time.perf_counter()
             results[section] = fn(args, device)

@@ -36,7 +36,7 @@ def epoch_rows(run_dir: Path) -> list[dict]:
 def test_method_trains_and_is_evaluated_through_the_cli(cli, tmp_path, name):
     """Loss goes down; consistent decoding gives HVR 0; `hcal test` scores the same checkpoint."""
     run_dir = tmp_path / "run"
-    r = cli("fit", *FAST, "--method", name, "--decode", "consistent", "--run-dir", run_dir)
+    r = cli("fit", *FAST, "--method", name, "--decode", "consistent", "--scheduler", "cosine", "--run-dir", run_dir)
     assert r.code == 0, r
     rows = epoch_rows(run_dir)
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]

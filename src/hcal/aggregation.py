@@ -6,9 +6,10 @@ the embeddings of the batch's samples that share a level-k label are averaged (t
 prototype is pulled towards the centre of its children's samples, which keeps the embedding
 space consistent across levels.
 
-:func:`batch_classes` groups a batch by class with shapes fixed by the batch size and the number
-of classes alone (no data-dependent shapes, so no host-device synchronisation on a GPU); HCAL's
-training loss (:mod:`hcal.methods._hcal_loss`) and :func:`class_means` build on it.
+Everything here has shapes fixed by the batch size and the number of classes alone: no
+``torch.unique``, no boolean indexing, so a training step never waits for a GPU. A class absent
+from the batch is a row of zeros marked ``present = False``; its term gets weight 0 in
+:func:`hcal.prototype_loss.prototype_infonce`.
 
 Distributed training: pass the *global* batch (embeddings and labels gathered from every
 process, with gradients) so each class mean covers the whole batch, not one process's share.
@@ -43,27 +44,31 @@ def group_means(features: torch.Tensor, group: torch.Tensor, num_groups: int) ->
     """``(means, counts)``: the ``(r, d)`` mean of the features of every group (zero for an empty
     group) and the ``(r,)`` number of samples in it, for ``(n,)`` group indices in ``[0, r)``."""
     counts = torch.zeros(num_groups, dtype=features.dtype, device=features.device)
-    counts.index_add_(0, group, torch.ones_like(features[:, 0]))
-    sums = features.new_zeros(num_groups, features.shape[1]).index_add_(0, group, features)
+    counts = counts.index_add(0, group, torch.ones_like(features[:, 0]))
+    sums = features.new_zeros(num_groups, features.shape[1]).index_add(0, group, features)
     return sums / counts.clamp_min(1).unsqueeze(1), counts
 
 
-def class_means(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean embedding of each class present in the batch.
+def class_means(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mean embedding of every class in the batch: FA's terms at a coarse level.
 
     Args:
         features: ``(n, d)`` embeddings.
-        labels: ``(n,)`` class indices (``>= 0``).
+        labels: ``(n,)`` class indices in ``[0, num_classes)``.
+        num_classes: classes on this level (fixes the output shapes).
 
     Returns:
-        ``(means, classes)``: ``(c, d)`` means of the ``c`` distinct classes present, in
-        ascending class order, and ``(c,)`` those class indices. Gradients flow to ``features``.
+        ``(means, classes, present)``: ``(r, d)`` class means, ``(r,)`` their class indices and
+        ``(r,)`` booleans, ``True`` for the rows of classes present in the batch, which come in
+        ascending class order; ``r = min(n, num_classes)``. Rows not present are zeros.
+        Gradients flow to ``features``.
     """
     if features.ndim != 2 or labels.ndim != 1 or features.shape[0] != labels.shape[0]:
         raise ValueError(
             f"features must be (n, d) and labels (n,), got {tuple(features.shape)} and {tuple(labels.shape)}"
         )
-    group, classes = batch_classes(labels, int(labels.max()) + 1 if labels.numel() else 0)
+    group, classes = batch_classes(labels, num_classes)
     means, counts = group_means(features, group, classes.shape[0])
-    present = counts > 0
-    return means[present], classes[present]
+    return means, classes, counts > 0

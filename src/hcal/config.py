@@ -57,8 +57,9 @@ class Config:
     gamma: float = _opt(0.5, "AWA temperature gamma", check="positive", kind=float)
     fa: bool = _opt(True, "feature aggregation: class means at coarse levels (off: per-sample coarse loss)", kind=bool)
     pp: bool = _opt(True, "prototype perturbation (off: eps = 0)", kind=bool)
-    awa: bool = _opt(True, "adaptive weight adjustment (off: fixed equal weights)", kind=bool)
+    awa: bool = _opt(True, "adaptive weight adjustment (off: fixed weights 1/m per level, the paper's ablation)", kind=bool)
     mtl: bool = _opt(True, "one shared encoder for all levels (off: an independent model per level)", kind=bool)
+    proto_init_std: float = _opt(0.01, "standard deviation of the prototypes' normal initialisation (the authors' code: 0.01)", check="positive", kind=float)
     # --- optimisation
     epochs: int = _opt(10, "training epochs", check="at_least_one", kind=int)
     batch_size: int = _opt(32, "training batch size", check="at_least_one", kind=int)
@@ -67,7 +68,7 @@ class Config:
     proto_lr_growth: float = _opt(2.0, "prototype learning rate factor per level up (0.05, 0.1, 0.2, ...)", check="positive", kind=float)
     momentum: float = _opt(0.9, "SGD momentum", check="momentum", kind=float)
     weight_decay: float = _opt(1e-4, "SGD weight decay", check="non_negative", kind=float)
-    scheduler: str = _opt("cosine", "learning-rate schedule over epochs", choices=("cosine", "none"), kind=str)
+    scheduler: str = _opt("none", "learning-rate schedule over epochs (none: constant, as the authors' code)", choices=("none", "cosine"), kind=str)
     # --- evaluation
     decode: str = _opt("nearest", "prediction: nearest prototype per level, or the best consistent path", choices=("nearest", "consistent"), kind=str)
     monitor: str = _opt("val/acc_l1", "validation metric that selects the best checkpoint (higher is better, except val/hvr and val/loss)", kind=str)
@@ -80,7 +81,7 @@ class Config:
     num_nodes: int = _opt(1, "machines taking part in DDP training", check="at_least_one", kind=int)
     strategy: str = _opt("auto", "distribution strategy (auto: ddp when devices x nodes > 1)", choices=("auto", "ddp"), kind=str)
     channels_last: bool = _opt(False, "channels-last memory layout for image models (faster convolutions on GPUs)", kind=bool)
-    compile: bool = _opt(False, "torch.compile the model (first steps are slower while it compiles)", kind=bool)
+    compile: bool = _opt(False, "torch.compile the training loss (backbone and head) and the prediction (first steps are slower while it compiles)", kind=bool)
     limit_batches: int | None = _opt(None, "cap the batches of every train/val/test epoch (smoke runs)", check="at_least_one", kind=int)
     progress: bool = _opt(True, "show a progress bar", kind=bool)
     run_dir: str | None = _opt(None, "run directory (default: runs/<dataset>-<method>-<time>)", kind=str)

@@ -7,7 +7,7 @@ prototype as the positive and every other prototype of the level as a negative::
     L = -log( exp(<f, p_y> / tau) / sum_c exp(<f, p_c> / tau) )
 
 i.e. softmax cross-entropy over the similarities divided by the temperature ``tau``,
-averaged over the terms (samples, or class means under FA).
+averaged over the terms (samples, or the classes present under FA).
 """
 
 from __future__ import annotations
@@ -20,13 +20,25 @@ __all__ = ["prototype_logits", "prototype_infonce"]
 
 def prototype_logits(features: torch.Tensor, prototypes: torch.Tensor, tau: float) -> torch.Tensor:
     """``(n, c)`` similarities ``<f, p> / tau`` between embeddings and (unit-norm) prototypes."""
-    if tau <= 0:
+    if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    return features @ prototypes.t() if tau == 1.0 else features @ prototypes.t() / tau
+    return features @ prototypes.t() / tau
 
 
 def prototype_infonce(
-    features: torch.Tensor, prototypes: torch.Tensor, targets: torch.Tensor, tau: float
+    features: torch.Tensor,
+    prototypes: torch.Tensor,
+    targets: torch.Tensor,
+    tau: float,
+    present: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean InfoNCE loss of ``features`` (n, d) against ``prototypes`` (c, d) with ``targets`` (n,)."""
-    return F.cross_entropy(prototype_logits(features, prototypes, tau), targets)
+    """Mean InfoNCE loss of ``features`` (n, d) against ``prototypes`` (c, d) with ``targets`` (n,).
+
+    ``present`` (``(n,)`` booleans, optional) keeps only the marked rows in the mean: the classes
+    present in the batch, for FA's class means (:func:`hcal.aggregation.class_means`).
+    """
+    logits = prototype_logits(features, prototypes, tau)
+    if present is None:
+        return F.cross_entropy(logits, targets)
+    weight = present.to(logits.dtype)
+    return (F.cross_entropy(logits, targets, reduction="none") * weight).sum() / weight.sum()

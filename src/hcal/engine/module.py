@@ -75,6 +75,14 @@ class HierarchicalModule(L.LightningModule):
                 f"--precision 16-mixed: method {cfg.method!r} combines per-level gradients itself, which fp16 loss "
                 "scaling does not support; use --precision 32 or bf16-mixed"
             )
+        # --compile: the whole training loss (backbone, head, FA, PP) as one compiled function, and
+        # the forward pass used for prediction; in place, so state-dict keys and checkpoints stay the same.
+        self._level_losses = self.method.level_losses
+        self._losses_and_features = self.method.losses_and_features
+        if cfg.compile:
+            self.method.compile()
+            self._level_losses = torch.compile(self.method.level_losses)
+            self._losses_and_features = torch.compile(self.method.losses_and_features)
         self.decode_mode = cfg.decode
         self.batch_augment: torch.nn.Module | None = None  # set by the runner for --augment-on device
         self.val_metrics = HierarchicalMetrics(self.hierarchy)
@@ -92,10 +100,7 @@ class HierarchicalModule(L.LightningModule):
     # ------------------------------------------------------------------ inference
     @staticmethod
     def _backbone(cfg: Config, spec: InputSpec):
-        backbone = create_backbone(cfg.backbone, spec, cfg.pretrained)
-        if cfg.compile:
-            backbone.compile()  # in place: the state-dict keys (and checkpoints) stay the same
-        return backbone
+        return create_backbone(cfg.backbone, spec, cfg.pretrained)
 
     def _gather(self, t: torch.Tensor) -> torch.Tensor:
         """The global batch's ``t`` from every DDP process, gradients flowing back to each part."""
@@ -133,9 +138,9 @@ class HierarchicalModule(L.LightningModule):
                 # Every process computes the loss of the global batch (FA's class means need it);
                 # DDP's gradient averaging then gives exactly the one-process gradient, and AWA's
                 # weights are the same on every process.
-                losses = self.method.level_losses(self.prepare_inputs(x), y, gather=self._gather)
+                losses = self._level_losses(self.prepare_inputs(x), y, gather=self._gather)
             else:
-                losses = self.method.level_losses(self.prepare_inputs(x), y)
+                losses = self._level_losses(self.prepare_inputs(x), y)
             total, weights = self.weighting(losses)
             self._check_finite(total, losses)
         self.log("train/loss", total, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
@@ -168,7 +173,7 @@ class HierarchicalModule(L.LightningModule):
         and the weights the weighting gave each level's gradient.
         """
         optimizer = self.optimizers()
-        level_losses, features = self.method.losses_and_features(x, y)
+        level_losses, features = self._losses_and_features(x, y)
         losses = torch.stack([l.detach() for l in level_losses])
         total, _ = self.weighting(losses)
         self._check_finite(total, losses)

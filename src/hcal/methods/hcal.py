@@ -2,12 +2,15 @@
 
 * an :class:`~hcal.methods._base.Encoder` gives one unit-norm embedding ``f`` per sample, shared by
   every level (``mtl=False``: an independent encoder per level, the paper's "MTL off");
-* each level k has learnable prototypes ``P_k`` (``C_k x d``, random init, L2-normalised when used);
-* training loss per level: :func:`~hcal.prototype_loss.prototype_infonce` against the level's
-  (perturbed, :mod:`hcal.perturbation`) prototypes; at coarse levels on the class means of the
-  batch (:mod:`hcal.aggregation`) when FA is on;
-* the level losses are combined by AWA (:mod:`hcal.weighting.awa`) or fixed equal weights;
-* prediction: the nearest prototype per level (cosine), logits ``cos / tau``.
+* each level k has learnable prototypes ``P_k`` (``C_k x d``, drawn from ``N(0, proto_init_std^2)``
+  as in the authors' code, L2-normalised when used);
+* training loss per level (:meth:`HCAL.level_losses`, plain autograd through the concept modules):
+  :func:`~hcal.prototype_loss.prototype_infonce` against the level's prototypes, perturbed by
+  :func:`~hcal.perturbation.perturb_prototypes`; at coarse levels on the batch's class means
+  (:func:`~hcal.aggregation.class_means`) when FA is on;
+* the level losses are combined by AWA (:mod:`hcal.weighting.awa`) or fixed weights ``1/m``;
+* prediction: the nearest prototype per level (cosine) from each sample's own embedding,
+  logits ``cos / tau``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import aggregation, perturbation, prototype_loss
 from ..config import Config
 from ..hierarchy import Hierarchy
-from ..perturbation import perturbation_noise
-from ..prototype_loss import prototype_logits
-from ._hcal_loss import hcal_level_losses
 from ._base import METHODS, BackboneFactory, Encoder, HierarchicalMethod
 
 __all__ = ["HCAL"]
@@ -32,6 +33,7 @@ Gather = Callable[[torch.Tensor], torch.Tensor]
 
 class HCAL(HierarchicalMethod):
     gathers_batch = True  # level_losses takes ``gather`` for distributed training
+
     def __init__(
         self,
         hierarchy: Hierarchy,
@@ -43,6 +45,7 @@ class HCAL(HierarchicalMethod):
         fa: bool = True,
         pp: bool = True,
         mtl: bool = True,
+        proto_init_std: float = 0.01,
     ) -> None:
         super().__init__(hierarchy)
         self.tau, self.fa, self.mtl = tau, fa, mtl
@@ -50,7 +53,9 @@ class HCAL(HierarchicalMethod):
         self.encoders = nn.ModuleList(
             Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.depth)
         )
-        self.prototypes = nn.ParameterList(nn.Parameter(torch.randn(n, embed_dim)) for n in hierarchy.sizes)
+        self.prototypes = nn.ParameterList(
+            nn.Parameter(torch.randn(n, embed_dim) * proto_init_std) for n in hierarchy.sizes
+        )
 
     def embed(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per level (finest first) the ``(n, d)`` unit-norm embeddings; one shared tensor when ``mtl``."""
@@ -58,34 +63,40 @@ class HCAL(HierarchicalMethod):
             return [self.encoders[0](x)] * self.num_levels
         return [enc(x) for enc in self.encoders]
 
-    def unit_prototypes(self) -> list[torch.Tensor]:
-        """Every level's prototypes, L2-normalised, in one pass."""
-        return list(F.normalize(torch.cat(list(self.prototypes)), dim=1).split(self.hierarchy.sizes))
+    def level_prototypes(self, epsilon: float = 0.0) -> list[torch.Tensor]:
+        """Every level's unit-norm prototypes, perturbed with half-width ``epsilon`` (PP; ``0``: none).
+
+        All levels are normalised (and perturbed) in one pass, then split per level."""
+        unit = perturbation.perturb_prototypes(torch.cat(list(self.prototypes)), epsilon)
+        return list(unit.split(self.hierarchy.sizes))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        protos = self.unit_prototypes()
+        protos = self.level_prototypes()
         if self.mtl:  # one similarity matrix against every level's prototypes, split per level
-            return list(prototype_logits(self.embed(x)[0], torch.cat(protos), self.tau).split(self.hierarchy.sizes, dim=1))
-        return [prototype_logits(f, p, self.tau) for f, p in zip(self.embed(x), protos)]
+            return list(prototype_loss.prototype_logits(self.embed(x)[0], torch.cat(protos), self.tau).split(self.hierarchy.sizes, dim=1))
+        return [prototype_loss.prototype_logits(f, p, self.tau) for f, p in zip(self.embed(x), protos)]
 
     def level_losses(self, x: torch.Tensor, y: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
-        """The ``(m,)`` per-level prototype losses of a batch.
+        """The ``(m,)`` per-level prototype losses of a batch, finest level first.
 
         ``gather`` (distributed training) maps a per-process tensor to the global batch's,
-        keeping gradients; class means are then taken over the global batch. The losses are
-        computed by one fused autograd node (:mod:`hcal.methods._hcal_loss`), the same maths as
-        :mod:`hcal.prototype_loss`, :mod:`hcal.aggregation` and :mod:`hcal.perturbation`.
+        keeping gradients; class means are then taken over the global batch. The concept
+        functions are called through their modules (``aggregation.class_means``, ...), so
+        replacing one there changes what training computes.
         """
-        projections = [enc.project(x) for enc in self.encoders]  # normalised inside the fused loss
+        embeds = self.embed(x)
         if gather is not None:
             y = gather(y)
-            projections = [gather(z) for z in projections]
-        eps = self.epsilon if self.training else 0.0
-        noise = None
-        if eps > 0:  # one draw for every level's prototypes, as perturb_prototypes would
-            p = self.prototypes[0]
-            noise = perturbation_noise((sum(self.hierarchy.sizes), p.shape[1]), eps, dtype=p.dtype, device=p.device)
-        return hcal_level_losses(projections, list(self.prototypes), y, tau=self.tau, fa=self.fa, noise=noise)
+            embeds = [gather(embeds[0])] * self.num_levels if self.mtl else [gather(f) for f in embeds]
+        protos = self.level_prototypes(self.epsilon if self.training else 0.0)
+        losses = []
+        for k, (f, p) in enumerate(zip(embeds, protos)):
+            if k == 0 or not self.fa:  # every sample is a term
+                losses.append(prototype_loss.prototype_infonce(f, p, y[:, k], self.tau))
+            else:  # FA: every class of the batch is a term, the mean of its samples' embeddings
+                means, classes, present = aggregation.class_means(f, y[:, k], p.shape[0])
+                losses.append(prototype_loss.prototype_infonce(means, p, classes, self.tau, present))
+        return torch.stack(losses)
 
     def param_groups(self, config: Config) -> list[dict]:
         groups = [{"name": "encoder", "params": list(self.encoders.parameters()), "lr": config.lr}]
@@ -96,7 +107,7 @@ class HCAL(HierarchicalMethod):
 
     @staticmethod
     def weighting_spec(config: Config) -> tuple[str, dict]:
-        return ("awa", {"gamma": config.gamma}) if config.awa else ("equal", {})
+        return ("awa", {"gamma": config.gamma}) if config.awa else ("equal", {"mean": True})
 
 
 @METHODS.register(
@@ -114,4 +125,5 @@ def build_hcal(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) 
         fa=config.fa,
         pp=config.pp,
         mtl=config.mtl,
+        proto_init_std=config.proto_init_std,
     )
