@@ -82,11 +82,8 @@ def ablation_claims(folder: Path) -> list[str]:
             for on, s_on in present.items():
                 if s_off[component] or not s_on[component]:
                     continue
-                if component == "mtl":  # MTL off trains independent models without FA/PP/AWA: vs plain MTL only
-                    paired = (off, on) == ("single-task", "MTL")
-                else:
-                    paired = all(s_on[k] == s_off[k] for k in s_on if k != component)
-                if not paired:
+                # a pair differs in this component alone (the paper's single-task row pairs with MTL+FA+PP)
+                if any(s_on[k] != s_off[k] for k in s_on if k != component):
                     continue
                 cells = []
                 for c in columns:

@@ -48,6 +48,50 @@ def test_compare_paper_flag_says_what_it_has(cli, tmp_path):
     assert r.code == 0 and "not one of the paper's datasets" in r.out
 
 
+def test_bundled_paper_tables_are_the_published_numbers():
+    from hcal.experiments.commands import DEFAULT_ABLATIONS
+    from hcal.experiments.paper import paper_rows
+
+    cifar, note = paper_rows("cifar100", "compare")
+    assert list(cifar) == [f"{m} (paper)" for m in ("MMoE", "DMT", "CAGrad", "IMTL", "Nash-MTL", "CMT", "HCAL")]
+    assert cifar["HCAL (paper)"] == {"test/acc_l1": 74.80, "test/acc_l2": 84.58, "test/hvr": 5.82}
+    assert "Jiang et al., CIKM 2025" in note
+    aircraft, _ = paper_rows("fgvc-aircraft", "compare")  # 3 levels by default: variant, family, manufacturer
+    assert len(aircraft) == 7 and aircraft["HCAL (paper)"]["test/acc_l3"] == 88.06
+    ablation, _ = paper_rows("fgvc-aircraft", "ablation", {"levels": "2"})
+    assert [label.removesuffix(" (paper)") for label in ablation] == DEFAULT_ABLATIONS  # same labels, same order
+    assert ablation["HCAL (MTL+FA+PP+AWA) (paper)"] == {"test/acc_l1": 84.07, "test/acc_l2": 90.88, "test/hvr": 3.27}
+    none, note = paper_rows("fgvc-aircraft", "ablation")  # the ablation was published for 2 levels only
+    assert none == {} and "no ablation table for fgvc-aircraft with 3 levels" in note
+
+
+def test_compare_on_cifar100_prints_the_seven_published_rows(cli, tmp_path):
+    from ._image_fixtures import FIT, make_cifar100
+
+    make_cifar100(tmp_path / "data")
+    out = tmp_path / "o"
+    r = cli("experiment", "compare", "--dataset", "cifar100", "--data-dir", tmp_path / "data", *FIT,
+            "--methods", "hcal", "--seeds", "0", "--out", out, "--paper")
+    assert r.code == 0, r
+    md = (out / "results.md").read_text()
+    assert sum(line.startswith("| ") and "(paper)" in line for line in md.splitlines()) == 7
+    assert "| HCAL (paper) | – | 74.80 | 84.58 | 5.82 | – | – |" in md  # ACC^1, ACC^2, HVR; full path, hF1 not published
+
+
+def test_ablation_on_two_level_aircraft_prints_the_eight_published_rows(cli, tmp_path):
+    from ._image_fixtures import FIT, make_aircraft
+
+    make_aircraft(tmp_path / "data")
+    out = tmp_path / "o"
+    r = cli("experiment", "ablation", "--dataset", "fgvc-aircraft", "--data-dir", tmp_path / "data",
+            "--dataset-arg", "levels=2", "--dataset-arg", "size=32", *FIT, "--configs", "MTL+FA",
+            "--seeds", "0", "--out", out, "--paper")
+    assert r.code == 0, r
+    md = (out / "results.md").read_text()
+    published = [line for line in md.splitlines() if line.startswith("| ") and "(paper)" in line]
+    assert len(published) == 8 and published[-1].startswith("| HCAL (MTL+FA+PP+AWA) (paper) |")
+
+
 def test_compare_prints_reference_rows_from_a_csv(cli, tmp_path):
     ref = tmp_path / "published.csv"
     ref.write_text("label,acc_l1,acc_l3,hvr\nSomeone's HCAL,81.25,,3.5\n", encoding="utf-8")
@@ -82,14 +126,16 @@ def test_reference_csv_errors_name_the_file_line_and_value(cli, tmp_path):
 
 def test_ablation_runs_the_configurations(cli, tmp_path):
     out = tmp_path / "abl"
-    r = cli("experiment", "ablation", *TINY, "--configs", "single-task,MTL,HCAL (MTL+FA+PP+AWA)", "--seeds", "0", "--out", out)
+    r = cli("experiment", "ablation", *TINY, "--configs", "single-task (FA+PP),MTL,HCAL (MTL+FA+PP+AWA)", "--seeds", "0",
+            "--out", out)
     assert r.code == 0, r
     rows = _rows(out / "results.csv")
-    assert [x["label"] for x in rows] == ["single-task", "MTL", "HCAL (MTL+FA+PP+AWA)"]
+    assert [x["label"] for x in rows] == ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)"]
     import yaml
 
-    single = yaml.safe_load((out / "runs" / "single-task-seed0" / "config.yaml").read_text())
-    assert (single["mtl"], single["fa"], single["pp"], single["awa"]) == (False, False, False, False)
+    folder = next(p for p in (out / "runs").iterdir() if p.name.startswith("single-task"))
+    single = yaml.safe_load((folder / "config.yaml").read_text())
+    assert (single["mtl"], single["fa"], single["pp"], single["awa"]) == (False, True, True, False)  # the paper's row
     assert "| MTL | 1 |" in (out / "results.md").read_text()
     bad = cli("experiment", "ablation", *TINY, "--configs", "MTL+XYZ", "--out", out)
     assert bad.code == 2 and "unknown configuration 'MTL+XYZ'" in bad.err
@@ -99,6 +145,7 @@ def test_default_ablation_has_eight_configurations():
     from hcal.experiments.commands import ABLATIONS, DEFAULT_ABLATIONS
 
     assert len(DEFAULT_ABLATIONS) == 8 and all(c in ABLATIONS for c in DEFAULT_ABLATIONS)
+    assert "MTL" not in DEFAULT_ABLATIONS and "MTL+PP+AWA" in DEFAULT_ABLATIONS  # Table 2's rows
     assert len({tuple(sorted(ABLATIONS[c].items())) for c in DEFAULT_ABLATIONS}) == 8
 
 

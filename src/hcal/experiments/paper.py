@@ -1,37 +1,53 @@
 """Published numbers printed beside an experiment's table: ``--paper`` (bundled) or ``--reference FILE.csv``.
 
-``PAPER_ROWS`` maps ``dataset -> experiment -> row label -> {column: value in %}`` with columns
-named like ``results.csv`` (``test/acc_l1``, ``test/hvr``, ...). hcal was built without access to
-the paper's tables, so no rows are bundled: ``--paper`` says so instead of printing numbers nobody
-checked. Add rows here, citing the table they come from, to enable the comparison, or put them in
-a CSV and pass ``--reference FILE.csv`` (see :func:`load_reference`).
+``--paper`` prints the HCAL paper's own rows (Jiang et al., CIKM 2025, Tables 1 and 2), bundled
+as CSV files in ``paper_tables/`` (see its README for where each number comes from) and read
+with :func:`load_reference`, the same reader as ``--reference``. ``PAPER_TABLES`` says which
+file belongs to which (dataset, experiment, number of levels).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["paper_rows", "load_reference", "PAPER_ROWS", "PAPER_DATASETS", "REFERENCE_COLUMNS"]
+__all__ = ["paper_rows", "load_reference", "PAPER_TABLES", "PAPER_DATASETS", "REFERENCE_COLUMNS"]
 
 # metric columns a reference CSV may carry (values in %), as in results.csv without the ``test/`` prefix
 REFERENCE_COLUMNS = ("acc_l<k>", "hvr", "full_path_acc", "hf1")
 
+# (dataset, experiment, levels) -> bundled file in paper_tables/
+PAPER_TABLES: dict[tuple[str, str, int], str] = {
+    ("cifar100", "compare", 2): "table1-cifar100.csv",
+    ("fgvc-aircraft", "compare", 3): "table1-fgvc-aircraft.csv",
+    ("fgvc-aircraft", "ablation", 2): "table2-ablation-fgvc-aircraft-2level.csv",
+}
 PAPER_DATASETS = ("cifar100", "fgvc-aircraft")
-PAPER_ROWS: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+_DEFAULT_LEVELS = {"cifar100": 2, "fgvc-aircraft": 3}
 
 
-def paper_rows(dataset: str, experiment: str) -> tuple[dict[str, dict[str, float]], str]:
-    """``(rows, note)``: the published rows for this dataset and experiment, and a line for the user."""
-    rows = PAPER_ROWS.get(dataset, {}).get(experiment, {})
-    if rows:
-        return {f"{label} (paper)": values for label, values in rows.items()}, f"the paper's published rows for {dataset} ({experiment}) are shown for reference"
+def paper_rows(dataset: str, experiment: str, dataset_args: dict | None = None) -> tuple[dict[str, dict[str, float]], str]:
+    """``(rows, note)``: the paper's published rows for this dataset, experiment and tree, and a line for the user.
+
+    The number of levels comes from ``dataset_args`` (``levels=2`` for FGVC-Aircraft's 2-level tree)."""
     if dataset not in PAPER_DATASETS:
         return {}, f"--paper: {dataset} is not one of the paper's datasets ({', '.join(PAPER_DATASETS)}); no published rows"
-    return {}, f"--paper: no published rows for {dataset} are bundled yet (see hcal/experiments/paper.py); nothing shown"
+    try:
+        levels = int(str((dataset_args or {}).get("levels", _DEFAULT_LEVELS[dataset])))
+    except ValueError:
+        levels = _DEFAULT_LEVELS[dataset]
+    name = PAPER_TABLES.get((dataset, experiment, levels))
+    if name is None:
+        have = ", ".join(f"{e} on {d} with {k} levels" for d, e, k in PAPER_TABLES)
+        return {}, f"--paper: the paper publishes no {experiment} table for {dataset} with {levels} levels (it has: {have})"
+    with resources.as_file(resources.files(__package__) / "paper_tables" / name) as path:
+        rows = load_reference(path, suffix="paper")
+    return rows, (f"rows marked (paper) are the published numbers of Jiang et al., CIKM 2025 ({name}; the paper selects "
+                  "epochs on the test set, hcal on a validation split)")
 
 
 def _reference_column(name: str) -> str | None:
@@ -41,12 +57,12 @@ def _reference_column(name: str) -> str | None:
     return None
 
 
-def load_reference(path: str | Path) -> dict[str, dict[str, float]]:
+def load_reference(path: str | Path, suffix: str = "reference") -> dict[str, dict[str, float]]:
     """Rows to print beside a table, from a CSV: a ``label`` column and metric columns in %.
 
     Metric columns: ``acc_l1``, ``acc_l2``, ... (level 1 = finest), ``hvr``, ``full_path_acc``,
     ``hf1`` (a ``test/`` prefix is accepted); an empty cell means "not reported". Each label is
-    shown as ``LABEL (reference)``. Bad files raise :class:`ConfigError` naming the file and line.
+    shown as ``LABEL (reference)`` (``(paper)`` for the bundled tables). Bad files raise :class:`ConfigError` naming the file and line.
     """
     path = Path(path)
     if not path.is_file():
@@ -94,7 +110,7 @@ def load_reference(path: str | Path) -> dict[str, dict[str, float]]:
         label = cells[label_at].strip()
         if not label:
             raise ConfigError(f"--reference: {path} line {line} has an empty label")
-        rows[f"{label} (reference)"] = values
+        rows[f"{label} ({suffix})"] = values
     if not rows:
         raise ConfigError(f"--reference: {path} has no rows below its header")
     return rows
