@@ -20,6 +20,7 @@ across machines. Sections:
   ``../shared/data/dbpedia-minilm.npz`` (384-d inputs, 219/70/9 classes). ``--compile`` adds the
   same steps with the loss function (backbone and head) compiled by ``torch.compile`` on both
   sides. Interleaved repeats, medians.
+* ``parts``: the features + mlp step with PP, FA, AWA or all three off: where HCAL's extra cost goes.
 * ``loader``: images/s the data loader delivers (train split, augmentation included) against the
   images/s the model trains at, for fashion-mnist, cifar10 (if ../shared/data has it) and a
   generated 224-px image folder. A loader/model ratio above 1 means the loader keeps up.
@@ -128,11 +129,24 @@ def bench_step(args, device) -> list[dict]:
     return rows
 
 
-def _step_row(args, device, backbone: str, spec: InputSpec, h: Hierarchy, b: int, compiled: bool) -> dict:
+def bench_parts(args, device) -> list[dict]:
+    """Where HCAL's extra cost goes on the features + mlp path: the same step with PP, FA or all
+    three components off (each alternated with its own CE step, so the ratios are comparable)."""
+    spec, h, b = InputSpec(kind="vector", dim=384), tree([219, 70, 9]), args.batch_size
+    rows = []
+    for label, switches in (("HCAL", {}), ("--no-pp", {"pp": False}), ("--no-fa", {"fa": False}),
+                            ("--no-awa", {"awa": False}), ("--no-pp --no-fa --no-awa", {"pp": False, "fa": False, "awa": False})):
+        row = _step_row(args, device, "mlp", spec, h, b, False, **switches)
+        rows.append({"variant": label, **row})
+    return rows
+
+
+def _step_row(args, device, backbone: str, spec: InputSpec, h: Hierarchy, b: int, compiled: bool, **switches) -> dict:
     torch.manual_seed(0)
-    cfg = Config(backbone=backbone)
+    cfg = Config(backbone=backbone, **switches)
     hcal = create_method("hcal", h, lambda: create_backbone(backbone, spec), cfg).to(device).train()
-    awa = create_weighting("awa", h.depth, gamma=0.5)
+    name, kwargs = hcal.weighting_spec(cfg)
+    awa = create_weighting(name, h.depth, **kwargs)
     hcal_opt = create_optimizer(hcal.param_groups(cfg), cfg)  # hcal's own optimiser, for both sides
     ce_backbone = create_backbone(backbone, spec).to(device).train()
     ce_head = nn.Linear(ce_backbone.out_features, h.sizes[0]).to(device)
@@ -344,6 +358,12 @@ def report(results: dict) -> str:
                        f"{r['hcal_samples_per_s']:>10.0f}{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}"
                        f"{r['warmup_s']:>11.1f}")
         out.append("")
+    if "parts" in results:
+        out.append("features + mlp (384-d, 219/70/9 classes), HCAL's step with components off, samples/s")
+        out.append(f"{'variant':<26}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}")
+        for r in results["parts"]:
+            out.append(f"{r['variant']:<26}{r['hcal_samples_per_s']:>10.0f}{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}")
+        out.append("")
     if "loader" in results:
         out.append("data loader vs model, images/s")
         out.append(f"{'dataset':<15}{'backbone':<16}{'workers':>8}{'load s':>8}{'loader':>10}{'model':>10}{'loader/model':>14}")
@@ -367,7 +387,8 @@ def report(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", nargs="+", choices=("step", "loader", "scaling"), default=["step", "loader", "scaling"])
+    p.add_argument("--only", nargs="+", choices=("step", "parts", "loader", "scaling"),
+                   default=["step", "parts", "loader", "scaling"])
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--compile", action="store_true", help="step: also the steps with the loss compiled by torch.compile")
@@ -377,7 +398,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     results = {"machine": machine(), "commit": commit(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                "batch_size": args.batch_size}
-    for section, fn in (("step", bench_step), ("loader", bench_loader), ("scaling", bench_scaling)):
+    for section, fn in (("step", bench_step), ("parts", bench_parts), ("loader", bench_loader), ("scaling", bench_scaling)):
         if section in args.only:
             t = time.perf_counter()
             results[section] = fn(args, device)
