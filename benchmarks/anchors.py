@@ -101,8 +101,9 @@ def main(argv=None) -> int:
             best = max(Cs, key=lambda C: (val[C], -C))
             test = _score(h, anchor(h, best, x_all, y_all, x_te), y_te)
             seconds = time.perf_counter() - started
+            accs = " / ".join(f"{test[f'acc_l{k + 1}']:.4f}" for k in range(h.depth))
             print(f"{label}, seed {seed}: C = {best:g} (val full path {val[best]:.4f}); test ACC "
-                  f"{' / '.join(f'{test[f'acc_l{k + 1}']:.4f}' for k in range(h.depth))}, HVR {test['hvr']:.4f}, "
+                  f"{accs}, HVR {test['hvr']:.4f}, "
                   f"full path {test['full_path_acc']:.4f} ({seconds:.0f} s with the C search)", flush=True)
             rows.append({"experiment": "anchors", "label": label, "seed": seed, "C": best,
                          **{f"test/{k}": v for k, v in test.items()}, "train_seconds": seconds, "run_dir": ""})
