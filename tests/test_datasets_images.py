@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from hcal.datasets import create_dataset
-from hcal.datasets._images import ImageReadError
+from hcal.errors import ImageReadError
 from hcal.datasets.cifar10 import CIFAR10_PATHS, cifar10_hierarchy
 from hcal.errors import DataError, HierarchyError
 

@@ -13,11 +13,11 @@ other format PIL reads. torchvision 0.29 marks these decoders deprecated in favo
 hcal silences that warning, uses them while torchvision has them and PIL otherwise. Either
 way samples are uint8 ``(C, H, W)`` tensors: scaling and normalisation happen batch-wise in the
 model (``HierarchicalModule.prepare_inputs``) from the input spec's mean and std, and the
-evaluation geometry is the input spec's own (``InputSpec.eval_transform``), so ``hcal predict``
-sees new images exactly as evaluation saw the test set.
+evaluation geometry is the input spec's own (``InputSpec.eval_geometry``), and ``hcal predict``
+reads new images with :func:`read_image_file`, so it sees them exactly as evaluation saw the test set.
 
-An image that cannot be read raises :class:`ImageReadError` (a :class:`~hcal.errors.DataError`)
-naming the file; hcal never silently skips data.
+An image that cannot be read raises :class:`~hcal.errors.ImageReadError` (a
+:class:`~hcal.errors.DataError`) naming the file; hcal never silently skips data.
 """
 
 from __future__ import annotations
@@ -35,17 +35,16 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from ..augment import PadCropFlip
-from ..errors import DataError
+from ..errors import ImageReadError
 from ..inputs import InputSpec
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "IN_MEMORY_MAX_SIZE",
-    "ImageReadError",
     "ImageFileDataset",
     "decode_image_bytes",
+    "read_file_bytes",
     "read_image_file",
-    "eval_geometry",
     "pad_crop_flip",
     "resized_crop_flip",
     "stack_images",
@@ -56,22 +55,6 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 IN_MEMORY_MAX_SIZE = 64  # images up to this side are decoded once at load and held in memory
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 GREY_MEAN, GREY_STD = (0.449,), (0.226,)
-MEMORY_LIMIT_BYTES = 16 * 2**30  # refuse to decode more than this into memory
-
-
-class ImageReadError(DataError):
-    """An image file that cannot be opened or decoded; the message names the file.
-
-    When the error happens inside a data-loader worker, PyTorch re-raises it in the main process
-    with the worker's whole traceback as the message; the constructor keeps only the original
-    one-line message so the command line can still print one line.
-    """
-
-    def __init__(self, message: str = "") -> None:
-        marker = f"{type(self).__name__}: "
-        if "Original Traceback" in message and marker in message:
-            message = message.rsplit(marker, 1)[1].strip().splitlines()[0]
-        super().__init__(message)
 
 
 def _bad_image(name: str, reason: str) -> ImageReadError:
@@ -132,11 +115,6 @@ def read_image_file(path: str | Path, channels: int = 3) -> torch.Tensor:
     return decode_image_bytes(read_file_bytes(path), str(path), channels)
 
 
-def eval_geometry(spec: InputSpec) -> v2.Compose:
-    """The geometric part of ``spec.eval_transform()`` on uint8 tensors: resize, centre crop."""
-    return v2.Compose([v2.Resize(spec.resize or spec.size, antialias=True), v2.CenterCrop(spec.size)])
-
-
 def pad_crop_flip(size: int, padding: int | None = None, rotation: float = 0.0) -> PadCropFlip:
     """Training augmentation for small images already at ``size``: padded random crop, flip (, rotation);
     it can also run batch-wise on the training device (:mod:`hcal.augment`)."""
@@ -156,15 +134,6 @@ def image_spec(size: int, channels: int = 3, mean=None, std=None, resize: int | 
     if resize is None:
         resize = 0 if size <= IN_MEMORY_MAX_SIZE else round(size * 8 / 7)
     return InputSpec(kind="image", channels=channels, size=size, mean=mean, std=std, resize=resize)
-
-
-def check_memory(n: int, spec: InputSpec, where: str) -> None:
-    need = n * spec.channels * spec.size * spec.size
-    if need > MEMORY_LIMIT_BYTES:
-        raise DataError(
-            f"{where}: holding {n} decoded {spec.size}x{spec.size} images in memory needs {need / 2**30:.0f} GiB; "
-            "pass --dataset-arg in_memory=false (unpack an archive first) or a smaller --dataset-arg size"
-        )
 
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -203,7 +172,7 @@ def stack_images(
     one error names how many failed and the first of them. Returns the tensor and the seconds it took.
     """
     start = time.perf_counter()
-    geometry = eval_geometry(spec)
+    geometry = spec.eval_geometry()
     images: list[torch.Tensor] = []
     bad: list[str] = []
 

@@ -32,7 +32,7 @@ import torch
 from ..errors import DataError, HierarchyError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
-from ._base import DATASETS, DataBundle, TensorDataset, parse_dataset_args, split_indices
+from ._base import DATASETS, DataBundle, TensorDataset, split_indices
 from ._images import pad_crop_flip
 
 __all__ = ["load_cifar_pickle", "locate_cifar100"]
@@ -165,10 +165,11 @@ def _split_arrays(path: Path, d: dict[str, Any], n_fine: int, n_coarse: int) -> 
     "cifar100",
     description="CIFAR-100 python release, 2 levels: 20 superclasses > 100 classes; --dataset-arg download=true",
     reference="Krizhevsky 2009",
+    options={"download": bool},
 )
-def cifar100(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
-    opts = parse_dataset_args("cifar100", args, {"download": bool})
-    folder = locate_cifar100(data_dir, opts.get("download", False))
+def cifar100(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, download: bool = False
+             ) -> DataBundle:
+    folder = locate_cifar100(data_dir, download)
     meta = load_cifar_pickle(folder / "meta")
     for key in ("fine_label_names", "coarse_label_names"):
         if key not in meta:

@@ -20,9 +20,7 @@ import torch
 from ..errors import DataError, HierarchyError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
-from ._base import DATASETS, DataBundle, TensorDataset, parse_dataset_args, split_indices
-
-SPLITS = ("train", "val", "test")
+from ._base import DATASETS, SPLITS, DataBundle, TensorDataset, split_indices
 
 
 def _resolve_file(data_dir: str | None) -> Path:
@@ -71,23 +69,20 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
 @DATASETS.register(
     "features",
     description="pre-computed feature vectors in an .npz (X, paths, optional split); --data-dir FILE.npz",
+    options={"hierarchy": str, "test_fraction": float},
 )
-def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
-    opts = parse_dataset_args("features", args, {"hierarchy": str, "test_fraction": float})
+def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, hierarchy: str | None = None,
+             test_fraction: float = 0.2) -> DataBundle:
     path = _resolve_file(data_dir)
     x, paths, split = _load(path)
     rows = [tuple(map(str, p)) for p in paths.tolist()]
     try:
-        if "hierarchy" in opts:
-            hierarchy = Hierarchy.from_json(opts["hierarchy"])
-        else:
-            hierarchy = Hierarchy(rows)
-        targets = hierarchy.encode_many(rows)
+        tree = Hierarchy.from_json(hierarchy) if hierarchy is not None else Hierarchy(rows)
+        targets = tree.encode_many(rows)
     except HierarchyError as e:
         raise HierarchyError(f"{path}: {e}") from None
     inputs = torch.as_tensor(x, dtype=torch.float32)
     if split is None:
-        test_fraction = opts.get("test_fraction", 0.2)
         rest, test_idx = split_indices(len(rows), test_fraction, seed + 1)
         index = {"train": rest, "test": test_idx, "val": torch.empty(0, dtype=torch.long)}
     else:
@@ -103,7 +98,7 @@ def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
         index["train"], index["val"] = index["train"][sub_train], index["train"][sub_val]
     return DataBundle(
         name="features",
-        hierarchy=hierarchy,
+        hierarchy=tree,
         input_spec=InputSpec(kind="vector", dim=x.shape[1]),
         train=TensorDataset(inputs, targets, index["train"]),
         val=TensorDataset(inputs, targets, index["val"]),

@@ -33,14 +33,13 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError, HierarchyError
-from ._base import DATASETS, DataBundle, parse_dataset_args, split_indices
+from ._base import DATASETS, SPLITS, DataBundle, split_index, split_indices
+from ._image_bundle import ImageSamples, build_image_bundle, check_image_options
 from ._images import image_spec
 from ._labels import PathCollector, encode_with, read_hierarchy_file
-from .folder import SPLITS, build_image_bundle, check_image_options, split_sizes
 
 __all__ = ["read_manifest"]
 
-OPTIONS = {"hierarchy": str, "size": int, "in_memory": bool, "channels": int, "verify": bool, "test_fraction": float}
 HEADER_HELP = "the first row must name the columns: path, one column per level (coarsest first), optional split"
 
 
@@ -116,11 +115,22 @@ def read_manifest(path: Path):
 @DATASETS.register(
     "csv",
     description="a CSV manifest of images: header path,<level columns coarsest first>[,split]; --data-dir FILE.csv",
+    options={"hierarchy": str, "size": int, "in_memory": bool, "channels": int, "verify": bool,
+             "test_fraction": float},
 )
-def manifest(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
+def manifest(
+    data_dir: str | None = None,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    hierarchy: str | None = None,
+    size: int = 224,
+    in_memory: bool | None = None,
+    channels: int = 3,
+    verify: bool = False,
+    test_fraction: float = 0.2,
+) -> DataBundle:
     start = time.perf_counter()
-    opts = parse_dataset_args("csv", args, OPTIONS)
-    size, channels = opts.get("size", 224), opts.get("channels", 3)
     check_image_options("csv", size, channels)
     path = _resolve(data_dir)
     files, labels, splits, lines, _ = read_manifest(path)
@@ -133,7 +143,7 @@ def manifest(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
             f"{path}, line {lines[i]}: image {files[i]!r} does not exist{more}; paths are relative to the manifest's folder"
         )
 
-    fixed = read_hierarchy_file(opts["hierarchy"]) if "hierarchy" in opts else None
+    fixed = read_hierarchy_file(hierarchy) if hierarchy is not None else None
     collector = PathCollector(fix="; fix the manifest")
     rows = []
     for label, line in zip(labels, lines):
@@ -142,14 +152,14 @@ def manifest(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
             try:
                 fixed.encode(label)
             except HierarchyError as e:
-                raise HierarchyError(f"{where}: {e}; fix the row or the hierarchy file {opts['hierarchy']!r}") from None
+                raise HierarchyError(f"{where}: {e}; fix the row or the hierarchy file {hierarchy!r}") from None
         rows.append(collector.add(label, where))
-    hierarchy = fixed if fixed is not None else collector.hierarchy()
-    targets_all = encode_with(hierarchy, collector.paths, rows)
+    tree = fixed if fixed is not None else collector.hierarchy()
+    targets_all = encode_with(tree, collector.paths, rows)
 
     # Store samples split after split so the in-memory tensor and the indices line up.
     if splits is None:
-        rest, test_idx = split_indices(len(files), opts.get("test_fraction", 0.2), seed + 1)
+        rest, test_idx = split_indices(len(files), test_fraction, seed + 1)
         by_split = {"train": rest.tolist(), "test": test_idx.tolist()}
     else:
         by_split = {s: [i for i, v in enumerate(splits) if v == s] for s in SPLITS}
@@ -159,16 +169,11 @@ def manifest(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
         if not by_split["val"]:
             del by_split["val"]
     order = [i for s in SPLITS if s in by_split for i in by_split[s]]
-    index = split_sizes({s: len(v) for s, v in by_split.items()}, seed, val_fraction)
-    return build_image_bundle(
-        "csv",
-        [files[i] for i in order],
-        targets_all[torch.as_tensor(order, dtype=torch.long)],
-        hierarchy,
-        index,
-        spec=image_spec(size, channels),
-        in_memory=opts.get("in_memory"),
-        verify=opts.get("verify", False),
-        note=f"{path}, manifest",
-        start=start,
+    samples = ImageSamples(
+        names=[files[i] for i in order],
+        targets=targets_all[torch.as_tensor(order, dtype=torch.long)],
+        index=split_index({s: len(v) for s, v in by_split.items()}, seed, val_fraction),
+        root=str(path),
     )
+    return build_image_bundle("csv", samples, tree, image_spec(size, channels), source=f"{path}, manifest",
+                              in_memory=in_memory, verify=verify, start=start)

@@ -10,7 +10,7 @@ import torch
 from ..backbones import create_backbone
 from ..config import Config
 from ..decoding import decode
-from ..errors import ConfigError, HcalError
+from ..errors import CheckpointError, ConfigError, NonFiniteLossError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ..methods import create_method
@@ -37,10 +37,6 @@ def create_optimizer(param_groups: list[dict], config: Config) -> torch.optim.SG
         param_groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
         fused=fused or None, foreach=None if fused else True,
     )
-
-
-class NonFiniteLossError(HcalError):
-    """A training step produced a NaN or infinite loss."""
 
 
 class HierarchicalModule(L.LightningModule):
@@ -243,8 +239,6 @@ class HierarchicalModule(L.LightningModule):
         try:
             module.load_state_dict(ckpt["state_dict"])
         except RuntimeError as e:
-            from ..errors import CheckpointError
-
             raise CheckpointError(f"checkpoint {str(path)!r} does not match its own model: {str(e).splitlines()[0]}") from None
         module.eval()
         return module, ckpt

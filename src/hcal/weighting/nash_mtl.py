@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import ConfigError, HcalError
+from ..errors import ConfigError, NashSolverError
 from ._base import WEIGHTINGS, SharedTrunk
 from ._jacobian import JacobianAggregation, require_packages
 
@@ -31,10 +31,6 @@ __all__ = ["NashMTLWeighting", "NashSolverError"]
 
 SOLVED = ("optimal", "optimal_inaccurate")
 INSTALL = "pip install 'cvxpy>=1.4' 'ecos>=2.0.14'"
-
-
-class NashSolverError(HcalError):
-    """Nash-MTL's solver found no weights where no previous ones exist."""
 
 
 @WEIGHTINGS.register(
