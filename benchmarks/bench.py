@@ -132,7 +132,7 @@ def _step_row(args, device, backbone: str, spec: InputSpec, h: Hierarchy, b: int
     torch.manual_seed(0)
     cfg = Config(backbone=backbone)
     hcal = create_method("hcal", h, lambda: create_backbone(backbone, spec), cfg).to(device).train()
-    awa = create_weighting("awa", h.depth, gamma=0.5)
+    awa = create_weighting("awa", h.num_levels, gamma=0.5)
     hcal_opt = create_optimizer(hcal.param_groups(cfg), cfg)  # hcal's own optimiser, for both sides
     ce_backbone = create_backbone(backbone, spec).to(device).train()
     ce_head = nn.Linear(ce_backbone.out_features, h.sizes[0]).to(device)
@@ -179,7 +179,7 @@ def _step_row(args, device, backbone: str, spec: InputSpec, h: Hierarchy, b: int
                 ts.append(median_time(fn, steps, device))
     t_h, t_c = statistics.median(times[0]), statistics.median(times[1])
     return {
-        "backbone": backbone, "batch": b, "levels": h.depth, "classes": list(h.sizes), "compiled": compiled,
+        "backbone": backbone, "batch": b, "levels": h.num_levels, "classes": list(h.sizes), "compiled": compiled,
         "hcal_samples_per_s": b / t_h, "ce_samples_per_s": b / t_c, "hcal_over_ce_time": t_h / t_c,
         "warmup_s": warmup_s,
     }
@@ -287,7 +287,7 @@ def _loss_cost(sizes: list[int], device, repeats: int, n: int = 256, d: int = 25
     h = tree(sizes)
     torch.manual_seed(0)
     model = HCAL(h, Fixed, embed_dim=d).to(device)
-    awa = create_weighting("awa", h.depth)
+    awa = create_weighting("awa", h.num_levels)
     x = torch.randn(n, d, device=device)
     y = h.leaf_paths()[torch.randint(sizes[0], (n,))].to(device)
     saved = []

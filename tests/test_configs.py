@@ -43,8 +43,8 @@ def _fixture(dataset, tmp_path):
 def test_config_dataset_options_are_accepted(path, tmp_path):
     config = Config.from_dict(load_yaml(path))
     bundle = create_dataset(config.dataset, str(_fixture(config.dataset, tmp_path)), **config.dataset_args)
-    assert bundle.hierarchy.depth == config.dataset_args.get("levels", bundle.hierarchy.depth)
+    assert bundle.hierarchy.num_levels == config.dataset_args.get("levels", bundle.hierarchy.num_levels)
     if path.name == "fgvc-aircraft-2level.yaml":
-        assert bundle.hierarchy.depth == 2
+        assert bundle.hierarchy.num_levels == 2
     if config.dataset == "fgvc-aircraft":
         assert bundle.input_spec.size == 224 and bundle.input_spec.resize == 256

@@ -148,7 +148,7 @@ def test_aircraft_three_levels_banner_and_splits(tmp_path):
 def test_aircraft_two_levels_official_val_and_bbox(tmp_path):
     root = make_aircraft(tmp_path, per_split=2)
     b = create_dataset("fgvc-aircraft", str(root), levels=2, train_split="train", bbox=True, size=32)
-    assert b.hierarchy.depth == 2 and b.hierarchy.classes[0] == ("Boeing 737", "Boeing 747", "F/A-18", "A320")
+    assert b.hierarchy.num_levels == 2 and b.hierarchy.classes[0] == ("Boeing 737", "Boeing 747", "F/A-18", "A320")
     assert (len(b.train), len(b.val), len(b.test)) == (12, 12, 12)
     x = b.train.load(int(b.train.indices[0]))
     assert x.shape == (3, 38, 26)  # box 5 3 30 40, 1-based inclusive
@@ -216,6 +216,6 @@ def test_aircraft_bad_data(cli, tmp_path):
     assert_one_line_error(fit_error(), "images_variant_test.txt lists no images")
     (data / "images_variant_test.txt").unlink()
     assert_one_line_error(fit_error(), "images_variant_test.txt is missing", "unpack")
-    assert create_dataset("fgvc-aircraft", str(root), levels=2, size=32).hierarchy.depth == 2  # needs no variant files
+    assert create_dataset("fgvc-aircraft", str(root), levels=2, size=32).hierarchy.num_levels == 2  # needs no variant files
     (data / "images_box.txt").write_text("1000000 1 2 x 4\n")
     assert_one_line_error(fit_error("--dataset-arg", "levels=2", "--dataset-arg", "bbox=true"), "images_box.txt, line 1")

@@ -33,7 +33,7 @@ def test_hcal_training_step_never_waits_for_the_gpu(sizes, mtl):
     h = _tree(sizes)
     torch.manual_seed(0)
     model = HCAL(h, Flat, embed_dim=16, mtl=mtl).cuda().train()
-    awa = create_weighting("awa", h.depth).cuda()
+    awa = create_weighting("awa", h.num_levels).cuda()
     x = torch.randn(32, 12, device="cuda")
     y = h.leaf_paths()[torch.randint(sizes[0], (32,))].cuda()
     awa(model.level_losses(x, y))[0].backward()  # first call: CUDA context, kernels, allocator

@@ -262,7 +262,7 @@ def test_consistent_decoding_never_violates_and_is_the_best_path(seed):
     assert preds.tolist() == _brute_force_best_path(logits, h)
     nearest, _ = decode(logits, h, "nearest")
     assert not bool(h.is_consistent(nearest).all())  # random logits do violate: the test can fail
-    for k in range(h.depth):
+    for k in range(h.num_levels):
         expected = torch.softmax(logits[k], 1).gather(1, preds[:, k : k + 1]).squeeze(1)
         assert torch.allclose(probs[:, k], expected, atol=1e-6)
 

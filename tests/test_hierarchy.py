@@ -10,7 +10,7 @@ from .conftest import TOY_PATHS
 
 
 def test_levels_are_numbered_finest_first(toy):
-    assert toy.depth == 3
+    assert toy.num_levels == 3
     assert toy.classes[0] == ("x", "y", "z", "w")  # level 1 = finest
     assert toy.classes[1] == ("a1", "a2", "b1")
     assert toy.classes[2] == ("A", "B")  # level m = coarsest
@@ -52,9 +52,9 @@ def test_repeated_paths_are_one_class():
 
 def test_deeper_and_two_level_trees():
     two = Hierarchy([("p", "c1"), ("p", "c2"), ("q", "c3")])
-    assert two.depth == 2 and two.sizes == (3, 2)
+    assert two.num_levels == 2 and two.sizes == (3, 2)
     deep = Hierarchy([tuple(f"n{i}{j}" for j in range(6)) for i in range(3)])
-    assert deep.depth == 6
+    assert deep.num_levels == 6
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ def test_method_learns_on_synthetic(name):
     spec = InputSpec(kind="vector", dim=x.shape[1])
     config = Config(method=name, dataset="synthetic", backbone="mlp")
     method = create_method(name, h, lambda: create_backbone("mlp", spec), config)
-    weighting = create_weighting(*method.weighting_spec(config)[:1], h.depth, **method.weighting_spec(config)[1])
+    weighting = create_weighting(*method.weighting_spec(config)[:1], h.num_levels, **method.weighting_spec(config)[1])
     optimizer = torch.optim.SGD(method.param_groups(config), lr=0.01, momentum=0.9)
 
     def loss():

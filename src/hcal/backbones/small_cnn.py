@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..inputs import InputSpec
 from ._base import BACKBONES, check_input_kind
 
@@ -48,7 +49,5 @@ class SmallCNN(nn.Module):
 def small_cnn(spec: InputSpec, pretrained: str | None = None) -> SmallCNN:
     check_input_kind("small-cnn", spec, ("image",))
     if pretrained:
-        from ..errors import ConfigError
-
         raise ConfigError("backbone 'small-cnn' has no pretrained weights; drop --pretrained")
     return SmallCNN(spec.channels)

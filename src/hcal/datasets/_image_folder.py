@@ -200,7 +200,7 @@ def _known_path(hierarchy: Hierarchy, parts: tuple[str, ...], where: str, source
                 f"{where}: folder {parts[0]!r} is not a leaf class of {source} (leaves: {shown}); "
                 "rename the folder or add the class to the hierarchy"
             ) from None
-    elif len(parts) == hierarchy.depth:
+    elif len(parts) == hierarchy.num_levels:
         try:
             hierarchy.encode(parts)
         except HierarchyError as e:
@@ -208,8 +208,8 @@ def _known_path(hierarchy: Hierarchy, parts: tuple[str, ...], where: str, source
         path = parts
     else:
         raise DataError(
-            f"{where}: images {len(parts)} folders below the split folder; with {source} ({hierarchy.depth} levels) "
-            f"use split/<leaf>/<image> or {hierarchy.depth} nested folders, coarsest first"
+            f"{where}: images {len(parts)} folders below the split folder; with {source} ({hierarchy.num_levels} levels) "
+            f"use split/<leaf>/<image> or {hierarchy.num_levels} nested folders, coarsest first"
         )
     return collector.add(path, where)
 

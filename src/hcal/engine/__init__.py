@@ -2,7 +2,8 @@
 
 from .checkpoint import AtomicCheckpointIO, load_checkpoint_file
 from .data import HierarchicalDataModule
-from .module import HierarchicalModule, NonFiniteLossError
+from ..errors import NonFiniteLossError
+from .module import HierarchicalModule
 from .runner import FitResult, evaluate, fit, predict
 
 __all__ = [

@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,15 +22,13 @@ from torch import nn
 from .. import aggregation, perturbation, prototype_loss
 from ..config import Config
 from ..hierarchy import Hierarchy
-from ._base import METHODS, BackboneFactory, Encoder, HierarchicalMethod
+from ._base import METHODS, BackboneFactory, Encoder, Gather, HierarchicalMethod
 
 __all__ = ["HCAL"]
 
-Gather = Callable[[torch.Tensor], torch.Tensor]
-
 
 class HCAL(HierarchicalMethod):
-    gathers_batch = True  # level_losses takes ``gather`` for distributed training
+    gathers_batch = True  # FA's class means over the global batch under DDP
 
     def __init__(
         self,
@@ -51,7 +47,7 @@ class HCAL(HierarchicalMethod):
         self.tau, self.fa, self.mtl = tau, fa, mtl
         self.epsilon = epsilon if pp else 0.0
         self.encoders = nn.ModuleList(
-            Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.depth)
+            Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.num_levels)
         )
         self.prototypes = nn.ParameterList(
             nn.Parameter(torch.randn(n, embed_dim) * proto_init_std) for n in hierarchy.sizes
@@ -105,15 +101,17 @@ class HCAL(HierarchicalMethod):
             groups.append({"name": f"prototypes_l{k + 1}", "params": [p], "lr": lr})
         return groups
 
-    @staticmethod
-    def weighting_spec(config: Config) -> tuple[str, dict]:
-        return ("awa", {"gamma": config.gamma}) if config.awa else ("equal", {"mean": True})
+    def weighting_spec(self, config: Config) -> tuple[str, dict]:
+        return ("awa", {}) if config.awa else ("equal", {"mean": True})
 
 
 @METHODS.register(
     "hcal",
     description="prototype InfoNCE per level with feature aggregation, prototype perturbation and adaptive weights",
-    reference="Jiang, Liu, Liu, Yu: Hierarchy-Consistent Learning and Adaptive Loss Balancing for Hierarchical Multi-Label Classification, CIKM 2025",
+    reference="Jiang, Liu, Liu, Yu: Hierarchy-Consistent Learning and Adaptive Loss Balancing for Hierarchical "
+    "Multi-Label Classification, CIKM 2025",
+    options=("embed_dim", "tau", "epsilon", "fa", "pp", "awa", "mtl", "proto_init_std", "proto_lr", "proto_lr_growth"),
+    weightings=("awa", "equal"),
 )
 def build_hcal(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) -> HCAL:
     return HCAL(

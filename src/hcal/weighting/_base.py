@@ -9,6 +9,8 @@ from torch import nn
 from ..registry import Registry
 
 WEIGHTINGS: Registry = Registry("weighting")
+"""A weighting registers ``options={KWARG: CONFIG_FIELD}``: the constructor arguments taken from the
+:class:`~hcal.config.Config` (see :func:`hcal.weighting.weighting_from_config`)."""
 
 
 class Weighting(nn.Module):

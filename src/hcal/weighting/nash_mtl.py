@@ -4,7 +4,7 @@ The shared parameters move along ``sum_k alpha_k g_k`` with ``alpha`` the Nash b
 solution: ``G^T G alpha = 1 / alpha`` (element-wise), ``G`` holding the levels' gradients as
 columns. Solver: TorchJD's :class:`~torchjd.aggregation.NashMTL` (the authors' sequence of convex
 problems, solved with cvxpy's ECOS; ``G^T G`` is scaled by its Frobenius norm inside the solver
-only, for conditioning), then the update's norm is capped at ``max_norm = 1`` (the authors'
+only, for conditioning), then the update's norm is capped at ``max_norm = 1`` (``--nashmtl-max-norm``; the authors'
 defaults: ``max_norm`` 1, weights updated every step, at most 20 convex iterations).
 
 The backend (``cvxpy`` and ``ecos``) is checked when the weighting is built: without it hcal
@@ -37,6 +37,7 @@ INSTALL = "pip install 'cvxpy>=1.4' 'ecos>=2.0.14'"
     "nashmtl",
     description="Nash bargaining solution G^T G alpha = 1/alpha over the levels' gradients (cvxpy + ECOS)",
     reference="Navon et al.: Multi-Task Learning as a Bargaining Game, ICML 2022",
+    options={"max_norm": "nashmtl_max_norm"},
 )
 class NashMTLWeighting(JacobianAggregation):
     def __init__(self, num_levels: int, max_norm: float = 1.0, update_weights_every: int = 1, optim_niter: int = 20) -> None:
