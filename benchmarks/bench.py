@@ -32,7 +32,6 @@ across machines. Sections:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -63,7 +62,8 @@ FASHION_MNIST = os.environ.get("HCAL_FASHION_MNIST")  # a folder of the idx file
 
 def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+    threads = torch.get_num_threads()
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({threads} threads), {gpu}"
 
 
 def commit() -> str:
@@ -71,8 +71,10 @@ def commit() -> str:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+changes" if dirty else "")
@@ -112,7 +114,8 @@ def step_cases(args) -> list[tuple[str, InputSpec, Hierarchy, int]]:
     small = InputSpec(kind="image", channels=1, size=28)
     # HCAL's head adds a fixed number of small operations per step: the same backbone at a 4x
     # batch shows how that fixed cost amortises.
-    cases = [("small-cnn", small, fmnist_tree(), args.batch_size), ("small-cnn", small, fmnist_tree(), 4 * args.batch_size)]
+    cases = [("small-cnn", small, fmnist_tree(), args.batch_size),
+             ("small-cnn", small, fmnist_tree(), 4 * args.batch_size)]
     if not args.quick or torch.cuda.is_available():
         cases.append(("resnet18-cifar", InputSpec(kind="image", channels=3, size=32), tree([100, 20]), args.batch_size))
     # pre-computed features, the shape of ../shared/data/dbpedia-minilm.npz: 384-d, 219 > 70 > 9 classes
@@ -269,7 +272,8 @@ def bench_loader(args, device) -> list[dict]:
             steps = 2 if backbone == "resnet18" and device.type == "cpu" else 10
             model = _model_rate(bundle, backbone, args.batch_size, steps, device)
             rows.append({"dataset": name, "backbone": backbone, "workers": workers, "load_s": load_s,
-                         "loader_images_per_s": loader, "model_images_per_s": model, "loader_over_model": loader / model})
+                         "loader_images_per_s": loader, "model_images_per_s": model,
+                         "loader_over_model": loader / model})
     tmp.cleanup()
     return rows
 
@@ -334,19 +338,24 @@ def bench_scaling(args, device) -> dict:
 
 # ---------------------------------------------------------------------------------- report
 def report(results: dict) -> str:
-    out = [f"machine: {results['machine']}", f"commit: {results.get('commit', 'unknown')}", f"command: {results['command']}", ""]
+    out = [f"machine: {results['machine']}", f"commit: {results.get('commit', 'unknown')}",
+           f"command: {results['command']}", ""]
     if "step" in results:
-        out.append("training step, samples/s (compiled: the loss function, backbone and head, by torch.compile on both sides)")
-        out.append(f"{'backbone':<16}{'batch':>6}  {'classes':<14}{'compiled':>9}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}"
+        out.append("training step, samples/s (compiled: the loss function, backbone and head, by torch.compile on both "
+                   "sides)")
+        out.append(f"{'backbone':<16}{'batch':>6}  "
+                   f"{'classes':<14}{'compiled':>9}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}"
                    f"{'warm-up s':>11}")
         for r in results["step"]:
-            out.append(f"{r['backbone']:<16}{r['batch']:>6}  {str(r['classes']):<14}{'yes' if r['compiled'] else 'no':>9}"
+            out.append(f"{r['backbone']:<16}{r['batch']:>6}  "
+                       f"{str(r['classes']):<14}{'yes' if r['compiled'] else 'no':>9}"
                        f"{r['hcal_samples_per_s']:>10.0f}{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}"
                        f"{r['warmup_s']:>11.1f}")
         out.append("")
     if "loader" in results:
         out.append("data loader vs model, images/s")
-        out.append(f"{'dataset':<15}{'backbone':<16}{'workers':>8}{'load s':>8}{'loader':>10}{'model':>10}{'loader/model':>14}")
+        out.append(f"{'dataset':<15}{'backbone':<16}{'workers':>8}{'load s':>8}{'loader':>10}{'model':>10}"
+                   f"{'loader/model':>14}")
         for r in results["loader"]:
             out.append(f"{r['dataset']:<15}{r['backbone']:<16}{r['workers']:>8}{r['load_s']:>8.1f}"
                        f"{r['loader_images_per_s']:>10.0f}{r['model_images_per_s']:>10.0f}{r['loader_over_model']:>14.2f}")
@@ -370,7 +379,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", choices=("step", "loader", "scaling"), default=["step", "loader", "scaling"])
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--compile", action="store_true", help="step: also the steps with the loss compiled by torch.compile")
+    p.add_argument("--compile", action="store_true", help="step: also the steps with the loss compiled by "
+                                                          "torch.compile")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", metavar="FILE", help="also write the results here")
     args = p.parse_args(argv)

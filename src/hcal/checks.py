@@ -13,7 +13,7 @@ import re
 
 from .backbones import BACKBONES
 from .config import Config, flag, option_field
-from .datasets import DATASETS, check_dataset_args
+from .datasets import check_dataset_args
 from .errors import ConfigError
 from .methods import METHODS
 from .metrics import metric_names

@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(checkpoints/init.ckpt) and after training; one PNG per level and one with all.")
     vis.add_argument("--ckpt", required=True, metavar="PATH",
                      help="trained checkpoint (RUN_DIR/checkpoints/best.ckpt)")
-    vis.add_argument("--init-ckpt", metavar="PATH", help="checkpoint at initialisation (default: init.ckpt beside --ckpt)")
+    vis.add_argument("--init-ckpt", metavar="PATH", help="checkpoint at initialisation (default: init.ckpt beside "
+                                                         "--ckpt)")
     _add_option(vis, "data_dir", "dataset folder (default: the checkpoint's)")
     vis.add_argument("--samples", type=int, default=2000, help="test samples to map (default 2000)")
     vis.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")

@@ -211,7 +211,8 @@ class Hierarchy:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists only (safe for ``torch.load(weights_only=True)`` and JSON)."""
-        return {"paths": [list(p) for p in self.leaf_paths_named()], "levels": [list(c) for c in reversed(self._classes)]}
+        return {"paths": [list(p) for p in self.leaf_paths_named()],
+                "levels": [list(c) for c in reversed(self._classes)]}
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")

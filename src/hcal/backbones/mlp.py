@@ -19,7 +19,8 @@ class MLP(nn.Module):
         super().__init__()
         mods: list[nn.Module] = []
         for i in range(layers):
-            mods += [nn.Linear(in_features if i == 0 else hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+            linear = nn.Linear(in_features if i == 0 else hidden, hidden, bias=False)
+            mods += [linear, nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*mods)
         self.out_features = hidden
         self.token_features = 32 if hidden % 32 == 0 else hidden

@@ -45,7 +45,8 @@ class SmallCNN(nn.Module):
         return self.head(tokens.transpose(1, 2).flatten(1))
 
 
-@BACKBONES.register("small-cnn", description="2-block CNN for small images such as 28x28 Fashion-MNIST", inputs=("image",))
+@BACKBONES.register("small-cnn", description="2-block CNN for small images such as 28x28 Fashion-MNIST",
+                    inputs=("image",))
 def small_cnn(spec: InputSpec, pretrained: str | None = None) -> SmallCNN:
     check_input_kind("small-cnn", spec, ("image",))
     if pretrained:

@@ -12,7 +12,7 @@ from ..inputs import InputSpec
 from ..registry import Registry
 
 DATASETS: Registry = Registry("dataset")
-"""Every dataset registers ``options={KEY: type}``: the ``--dataset-arg`` keys its factory takes as keyword arguments."""
+"""Every dataset registers ``options={KEY: type}``: the ``--dataset-arg`` keys its factory takes as keywords."""
 
 SPLITS = ("train", "val", "test")
 

@@ -52,7 +52,8 @@ def _hidden(name: str) -> bool:
 def _check_split_names(names: list[str], where: str) -> None:
     for name in names:
         if name.lower() in SPLIT_ALIASES and not any(n == SPLIT_ALIASES[name.lower()] for n in names):
-            raise DataError(f"{where}: split folder {name!r} is not a split hcal knows; rename it to {SPLIT_ALIASES[name.lower()]!r}")
+            raise DataError(f"{where}: split folder {name!r} is not a split hcal knows; rename it to "
+                            f"{SPLIT_ALIASES[name.lower()]!r}")
 
 
 def _scan_directory(root: Path) -> ImageTree:
@@ -103,7 +104,8 @@ def _scan_archive(path: Path) -> ImageTree:
                 fh = tf.extractfile(m)
                 members.append((parts, fh.read() if fh is not None else b""))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise DataError(f"{path}: not a readable .tar/.tar.gz archive ({e}); fetch it again, or unpack it and pass the folder") from None
+        raise DataError(f"{path}: not a readable .tar/.tar.gz archive ({e}); fetch it again, or unpack it and pass the "
+                        "folder") from None
     tops = {parts[0] for parts, _ in members if len(parts) > 1}
     if not tops & set(SPLITS) and len(tops) == 1:
         members = [(parts[1:], data) for parts, data in members if len(parts) > 1]
@@ -123,7 +125,8 @@ def _scan_archive(path: Path) -> ImageTree:
 def scan_image_tree(data_dir: str | None, dataset: str) -> ImageTree:
     """Find the split folders under ``data_dir`` (a folder or a tar archive) and list their images."""
     if data_dir is None:
-        raise DataError(f"dataset {dataset!r} needs --data-dir ROOT (a folder with train/ and test/, or a .tar.gz of one)")
+        raise DataError(f"dataset {dataset!r} needs --data-dir ROOT (a folder with train/ and test/, or a .tar.gz of "
+                        "one)")
     path = Path(data_dir)
     if not path.exists():
         raise DataError(f"--data-dir {data_dir!r} does not exist")
@@ -132,7 +135,8 @@ def scan_image_tree(data_dir: str | None, dataset: str) -> ImageTree:
     elif tarfile.is_tarfile(path):
         tree = _scan_archive(path)
     else:
-        raise DataError(f"--data-dir {data_dir!r} is a file but not a .tar/.tar.gz archive; give the folder holding train/ and test/")
+        raise DataError(f"--data-dir {data_dir!r} is a file but not a .tar/.tar.gz archive; give the folder holding "
+                        "train/ and test/")
     for split in ("train", "test"):
         if split not in tree.files:
             found = ", ".join(sorted(tree.files)) or "none"
@@ -157,15 +161,18 @@ def _label_rows(tree: ImageTree, hierarchy: Hierarchy | None, hierarchy_source: 
         for parts, key in items:
             where = tree.display(split, *parts)
             if not parts:
-                raise DataError(f"{where}: image {os.path.basename(key)!r} sits directly in the split folder; move it into its class folder")
+                raise DataError(f"{where}: image {os.path.basename(key)!r} sits directly in the split folder; move it "
+                                "into its class folder")
             if len(parts) != usual and hierarchy is None:
                 raise DataError(
-                    f"{where}: image {os.path.basename(key)!r} is {len(parts)} folders below {split}/ but {depths[usual]} "
+                    f"{where}: image {os.path.basename(key)!r} is {len(parts)} folders below {split}/ but "
+                    f"{depths[usual]} "
                     f"images are {usual} deep; nest every image one folder per level, coarsest first"
                 )
     if hierarchy is None and usual == 1:
         raise HierarchyError(
-            f"{tree.root}: the images sit in one level of class folders (split/<class>/<image>), which gives no hierarchy; "
+            f"{tree.root}: the images sit in one level of class folders (split/<class>/<image>), which gives no "
+            "hierarchy; "
             "pass the class tree with --dataset-arg hierarchy=FILE (.json or .csv), or nest the folders coarsest first "
             "(split/<coarse>/.../<fine>/<image>)"
         )
@@ -208,7 +215,8 @@ def _known_path(hierarchy: Hierarchy, parts: tuple[str, ...], where: str, source
         path = parts
     else:
         raise DataError(
-            f"{where}: images {len(parts)} folders below the split folder; with {source} ({hierarchy.num_levels} levels) "
+            f"{where}: images {len(parts)} folders below the split folder; with {source} ({hierarchy.num_levels} "
+            "levels) "
             f"use split/<leaf>/<image> or {hierarchy.num_levels} nested folders, coarsest first"
         )
     return collector.add(path, where)

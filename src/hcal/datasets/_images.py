@@ -148,7 +148,8 @@ def _decode_batch(names: list[str], blobs: list[bytes], channels: int) -> list[t
         mode = _TVIO.ImageReadMode.RGB if channels == 3 else _TVIO.ImageReadMode.GRAY
         try:
             with _quiet_deprecation():
-                decoded = _TVIO.decode_jpeg([torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in jpegs], mode=mode)
+                buffers = [torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in jpegs]
+                decoded = _TVIO.decode_jpeg(buffers, mode=mode)
         except RuntimeError:
             decoded = None  # at least one is bad: decode one by one below to name it
         if decoded is not None:
@@ -204,7 +205,8 @@ def stack_images(
         if len(bad) == 1:
             raise ImageReadError(bad[0])
         raise ImageReadError(f"{len(bad)} of {n} images cannot be read; the first: {bad[0]}")
-    return (torch.stack(images) if images else torch.empty((0, spec.channels, spec.size, spec.size), dtype=torch.uint8)), time.perf_counter() - start
+    empty = torch.empty((0, spec.channels, spec.size, spec.size), dtype=torch.uint8)
+    return (torch.stack(images) if images else empty), time.perf_counter() - start
 
 
 def read_file_bytes(path: str | Path) -> bytes:

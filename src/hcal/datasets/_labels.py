@@ -104,7 +104,8 @@ def read_hierarchy_file(path: str | Path) -> Hierarchy:
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise HierarchyError(f"hierarchy file {str(path)!r} cannot be read: {e}") from None
     if not collector.paths:
-        raise HierarchyError(f"hierarchy file {str(path)!r} has no rows; write one row per leaf: leaf,parent,grandparent,...")
+        raise HierarchyError(f"hierarchy file {str(path)!r} has no rows; write one row per leaf: "
+                             "leaf,parent,grandparent,...")
     try:
         return collector.hierarchy()
     except HierarchyError as e:

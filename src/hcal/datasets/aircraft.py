@@ -50,18 +50,21 @@ BANNER_PX = 20
 def locate_aircraft(data_dir: str | None) -> Path:
     """The release's ``data`` folder (holding ``images/`` and the label files)."""
     if data_dir is None:
-        raise DataError("dataset 'fgvc-aircraft' needs --data-dir pointing at fgvc-aircraft-2013b (the official release, unpacked)")
+        raise DataError("dataset 'fgvc-aircraft' needs --data-dir pointing at fgvc-aircraft-2013b (the official "
+                        "release, unpacked)")
     root = Path(data_dir)
     if not root.exists():
         raise DataError(f"--data-dir {data_dir!r} does not exist")
     for candidate in (root, root / "data", root / "fgvc-aircraft-2013b" / "data"):
         if (candidate / "images_variant_test.txt").is_file() or (candidate / "images_family_test.txt").is_file():
             if not (candidate / "images").is_dir():
-                raise DataError(f"{candidate}: the label files are there but the images/ folder is missing; unpack the full release (2.6 GB), not only the annotations")
+                raise DataError(f"{candidate}: the label files are there but the images/ folder is missing; unpack the "
+                                "full release (2.6 GB), not only the annotations")
             return candidate
     raise DataError(
-        f"--data-dir {data_dir!r}: no FGVC-Aircraft release found (expected fgvc-aircraft-2013b/data/images_variant_test.txt "
-        "and data/images/); download fgvc-aircraft-2013b.tar.gz from https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/ and unpack it"
+        f"--data-dir {data_dir!r}: no FGVC-Aircraft release found (expected "
+        "fgvc-aircraft-2013b/data/images_variant_test.txt and data/images/); download fgvc-aircraft-2013b.tar.gz "
+        "from https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/ and unpack it"
     )
 
 
@@ -82,7 +85,8 @@ def read_label_file(path: Path) -> dict[str, tuple[str, int]]:
         if not name:
             raise DataError(f"{path}, line {n}: expected '<image id> <class name>', got {line.strip()!r}")
         if out.setdefault(image_id, (name, n))[0] != name:
-            raise DataError(f"{path}, line {n}: image {image_id} is labelled {name!r} here but {out[image_id][0]!r} on line {out[image_id][1]}")
+            raise DataError(f"{path}, line {n}: image {image_id} is labelled {name!r} here but {out[image_id][0]!r} on "
+                            f"line {out[image_id][1]}")
     if not out:
         raise DataError(f"{path} lists no images; the split needs at least one")
     return out
@@ -99,16 +103,19 @@ def read_boxes(path: Path) -> dict[str, tuple[int, int, int, int]]:
         try:
             xmin, ymin, xmax, ymax = (int(float(v)) for v in parts[1:])
         except ValueError:
-            raise DataError(f"{path}, line {n}: expected '<image id> xmin ymin xmax ymax', got {line.strip()!r}") from None
+            raise DataError(f"{path}, line {n}: expected '<image id> xmin ymin xmax ymax', got "
+                            f"{line.strip()!r}") from None
         if xmax < xmin or ymax < ymin:
-            raise DataError(f"{path}, line {n}: box ({xmin}, {ymin}, {xmax}, {ymax}) is empty (xmax < xmin or ymax < ymin)")
+            raise DataError(f"{path}, line {n}: box ({xmin}, {ymin}, {xmax}, {ymax}) is empty (xmax < xmin or ymax < "
+                            "ymin)")
         boxes[parts[0]] = (xmin - 1, ymin - 1, xmax, ymax)  # 1-based inclusive -> 0-based, exclusive end
     return boxes
 
 
 def _class_order(data: Path, level: str, seen: set[str]) -> list[str]:
     listed = data / CLASS_LISTS[level]
-    names = [l.strip() for l in listed.read_text(encoding="utf-8").splitlines() if l.strip()] if listed.is_file() else []
+    lines = listed.read_text(encoding="utf-8").splitlines() if listed.is_file() else []
+    names = [line.strip() for line in lines if line.strip()]
     order = [n for n in dict.fromkeys(names) if n in seen]
     return order + sorted(seen - set(order))
 
@@ -149,7 +156,8 @@ def _hierarchy(data: Path, level_names: tuple[str, ...], ids, names) -> Hierarch
                 known = parent_at[j].setdefault(path[j], (path[j - 1], image_id))
                 if known[0] != path[j - 1]:
                     raise HierarchyError(
-                        f"{data}/images_{level_names[j]}_{split}.txt: {level_names[j]} {path[j]!r} is under {level_names[j - 1]} "
+                        f"{data}/images_{level_names[j]}_{split}.txt: {level_names[j]} {path[j]!r} is under "
+                        f"{level_names[j - 1]} "
                         f"{path[j - 1]!r} for image {image_id} but under {known[0]!r} for image {known[1]}; "
                         "the label files disagree, unpack them again"
                     )

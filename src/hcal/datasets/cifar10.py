@@ -5,7 +5,8 @@ horse}. Level 2: sky = {airplane}, water = {ship}, road = {automobile, truck}, b
 reptile = {frog}, pet = {cat, dog}, medium = {deer, horse}. Level 1: the ten classes (``bird`` is
 a class on levels 1 and 2).
 
-A preset of the ``folder`` dataset (its loader, :mod:`hcal.datasets._image_folder`), layout (b) with this hierarchy built in: ``--data-dir`` is a
+A preset of the ``folder`` dataset (its loader, :mod:`hcal.datasets._image_folder`), layout (b) with
+this hierarchy built in: ``--data-dir`` is a
 folder ``train/<class>/*.jpg``, ``test/<class>/*.jpg`` (e.g. the CIFAR-10 JPEG folders), or a
 ``.tar``/``.tar.gz`` of it, read in one sequential pass without unpacking. The 60,000 images are
 decoded once at load into one uint8 tensor (about 180 MB; a few seconds) and served from memory.

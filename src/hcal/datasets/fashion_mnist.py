@@ -105,7 +105,8 @@ def _download(root: Path) -> dict[str, Path]:
     except Exception as e:
         raise DataError(
             f"Fashion-MNIST was not found and could not be downloaded ({type(e).__name__}: {e}). Install the "
-            f"package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or put {', '.join(FILES.values())} "
+            "package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or put "
+            f"{', '.join(FILES.values())} "
             f"(.gz or not) into a folder and pass --data-dir FOLDER"
         ) from None
     finally:

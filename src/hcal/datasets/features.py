@@ -32,7 +32,8 @@ def _resolve_file(data_dir: str | None) -> Path:
     if path.is_dir():
         found = sorted(path.glob("*.npz"))
         if len(found) != 1:
-            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .npz files; give the .npz file itself")
+            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .npz files; give the .npz file "
+                            "itself")
         path = found[0]
     return path
 
@@ -55,7 +56,8 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{path}: 'X' must be an (n, d) numeric array, got shape {x.shape} of {x.dtype}")
     if paths.ndim != 2 or paths.shape[1] < 2:
-        raise DataError(f"{path}: 'paths' must be (n, m) label names with m >= 2 levels, coarsest first; got shape {paths.shape}")
+        raise DataError(f"{path}: 'paths' must be (n, m) label names with m >= 2 levels, coarsest first; got shape "
+                        f"{paths.shape}")
     if paths.shape[0] != x.shape[0]:
         raise DataError(f"{path}: 'X' has {x.shape[0]} rows but 'paths' has {paths.shape[0]}; they must match")
     if split is not None and split.shape != (x.shape[0],):

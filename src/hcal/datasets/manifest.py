@@ -45,14 +45,16 @@ HEADER_HELP = "the first row must name the columns: path, one column per level (
 
 def _resolve(data_dir: str | None) -> Path:
     if data_dir is None:
-        raise DataError("dataset 'csv' needs --data-dir MANIFEST.csv (columns: path, one per level coarsest first, optional split)")
+        raise DataError("dataset 'csv' needs --data-dir MANIFEST.csv (columns: path, one per level coarsest first, "
+                        "optional split)")
     path = Path(data_dir)
     if not path.exists():
         raise DataError(f"--data-dir {data_dir!r} does not exist")
     if path.is_dir():
         found = sorted(path.glob("*.csv"))
         if len(found) != 1:
-            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .csv files; give the manifest file itself")
+            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .csv files; give the manifest file "
+                            "itself")
         path = found[0]
     return path
 
@@ -82,7 +84,8 @@ def read_manifest(path: Path):
             level_cols = [i for i, h in enumerate(header) if h not in ("path", "split")]
             if len(level_cols) < 2:
                 raise DataError(
-                    f"{where}: {len(level_cols)} label column(s) ({', '.join(header[i] for i in level_cols) or 'none'}); "
+                    f"{where}: {len(level_cols)} label column(s) "
+                    f"({', '.join(header[i] for i in level_cols) or 'none'}); "
                     f"a hierarchy needs at least 2, coarsest first; {HEADER_HELP}"
                 )
             for row in reader:
@@ -97,7 +100,8 @@ def read_manifest(path: Path):
                 cells = [c.strip() for c in row]
                 for i in [path_col, *level_cols]:
                     if not cells[i]:
-                        raise DataError(f"{where}: the {header[i]!r} field is empty; every row needs a path and one label per level")
+                        raise DataError(f"{where}: the {header[i]!r} field is empty; every row needs a path and one "
+                                        "label per level")
                 if split_col is not None and cells[split_col] not in SPLITS:
                     raise DataError(f"{where}: split {cells[split_col]!r} is not one of {', '.join(SPLITS)}")
                 files.append(str(base / cells[path_col]))
@@ -140,7 +144,8 @@ def manifest(
         i = missing[0]
         more = f" ({len(missing)} listed files are missing)" if len(missing) > 1 else ""
         raise DataError(
-            f"{path}, line {lines[i]}: image {files[i]!r} does not exist{more}; paths are relative to the manifest's folder"
+            f"{path}, line {lines[i]}: image {files[i]!r} does not exist{more}; paths are relative to the manifest's "
+            "folder"
         )
 
     fixed = read_hierarchy_file(hierarchy) if hierarchy is not None else None
@@ -165,7 +170,8 @@ def manifest(
         by_split = {s: [i for i, v in enumerate(splits) if v == s] for s in SPLITS}
         for s in ("train", "test"):
             if not by_split[s]:
-                raise DataError(f"{path}: no row has split {s!r}; the train and test splits need at least one image each")
+                raise DataError(f"{path}: no row has split {s!r}; the train and test splits need at least one image "
+                                "each")
         if not by_split["val"]:
             del by_split["val"]
     order = [i for s in SPLITS if s in by_split for i in by_split[s]]

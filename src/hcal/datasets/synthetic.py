@@ -14,6 +14,7 @@ from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ._base import DATASETS, DataBundle, TensorDataset, split_indices
 
+
 def make_synthetic(levels: int = 3, branching: int = 2, dim: int = 16, train_size: int = 1200,
                    test_size: int = 400, noise: float = 1.0, data_seed: int = 0):
     """Returns ``(hierarchy, x_train, y_train, x_test, y_test)``."""

@@ -1,8 +1,8 @@
 """The training engine (Lightning): module, data module, checkpoints, and fit/test/predict."""
 
+from ..errors import NonFiniteLossError
 from .checkpoint import AtomicCheckpointIO, load_checkpoint_file
 from .data import HierarchicalDataModule
-from ..errors import NonFiniteLossError
 from .module import HierarchicalModule
 from .runner import FitResult, evaluate, fit, predict
 

@@ -163,7 +163,8 @@ class HierarchicalModule(L.LightningModule):
         self.weighting.new_epoch()
 
     # ------------------------------------------------------------------ gradient weightings (manual optimisation)
-    def _gradient_weighting_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _gradient_weighting_step(self, x: torch.Tensor, y: torch.Tensor
+                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimiser step whose gradients the :class:`~hcal.weighting.GradientWeighting` fills.
 
         Returns ``(losses, total, weights)`` to log: the ``(m,)`` level losses (detached), their sum
@@ -171,7 +172,7 @@ class HierarchicalModule(L.LightningModule):
         """
         optimizer = self.optimizers()
         level_losses, features = self._losses_and_features(x, y)
-        losses = torch.stack([l.detach() for l in level_losses])
+        losses = torch.stack([loss.detach() for loss in level_losses])
         total, _ = self.weighting(losses)
         self._check_finite(total, losses)
         trunk = SharedTrunk(features, self.method.shared_parameters(), self.method.last_shared_parameters())
@@ -238,6 +239,7 @@ class HierarchicalModule(L.LightningModule):
         try:
             module.load_state_dict(ckpt["state_dict"])
         except RuntimeError as e:
-            raise CheckpointError(f"checkpoint {str(path)!r} does not match its own model: {str(e).splitlines()[0]}") from None
+            raise CheckpointError(f"checkpoint {str(path)!r} does not match its own model: "
+                                  f"{str(e).splitlines()[0]}") from None
         module.eval()
         return module, ckpt

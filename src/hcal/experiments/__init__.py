@@ -5,5 +5,5 @@ from .grid import RunSpec, read_results, run_grid
 from .tables import markdown_table
 from .visualize import visualize
 
-__all__ = ["compare", "ablation", "sweep", "visualize", "run_grid", "RunSpec", "read_results", "markdown_table", "ABLATIONS",
-           "DEFAULT_ABLATIONS"]
+__all__ = ["compare", "ablation", "sweep", "visualize", "run_grid", "RunSpec", "read_results", "markdown_table",
+           "ABLATIONS", "DEFAULT_ABLATIONS"]

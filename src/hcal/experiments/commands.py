@@ -34,7 +34,8 @@ ABLATIONS: dict[str, dict[str, bool]] = {
     "MTL+PP+AWA": {"mtl": True, "fa": False, "pp": True, "awa": True},
     "HCAL (MTL+FA+PP+AWA)": {"mtl": True, "fa": True, "pp": True, "awa": True},
 }
-DEFAULT_ABLATIONS = ["single-task", "MTL", "MTL+FA", "MTL+PP", "MTL+AWA", "MTL+FA+PP", "MTL+FA+AWA", "HCAL (MTL+FA+PP+AWA)"]
+DEFAULT_ABLATIONS = ["single-task", "MTL", "MTL+FA", "MTL+PP", "MTL+AWA", "MTL+FA+PP", "MTL+FA+AWA",
+                     "HCAL (MTL+FA+PP+AWA)"]
 
 
 def _header(title: str, base: Config, seeds: list[int], seconds: float, train_seconds: float) -> str:

@@ -28,10 +28,13 @@ def paper_rows(dataset: str, experiment: str) -> tuple[dict[str, dict[str, float
     """``(rows, note)``: the published rows for this dataset and experiment, and a line for the user."""
     rows = PAPER_ROWS.get(dataset, {}).get(experiment, {})
     if rows:
-        return {f"{label} (paper)": values for label, values in rows.items()}, f"the paper's published rows for {dataset} ({experiment}) are shown for reference"
+        note = f"the paper's published rows for {dataset} ({experiment}) are shown for reference"
+        return {f"{label} (paper)": values for label, values in rows.items()}, note
     if dataset not in PAPER_DATASETS:
-        return {}, f"--paper: {dataset} is not one of the paper's datasets ({', '.join(PAPER_DATASETS)}); no published rows"
-    return {}, f"--paper: no published rows for {dataset} are bundled yet (see hcal/experiments/paper.py); nothing shown"
+        return {}, (f"--paper: {dataset} is not one of the paper's datasets ({', '.join(PAPER_DATASETS)}); "
+                    "no published rows")
+    return {}, (f"--paper: no published rows for {dataset} are bundled yet (see hcal/experiments/paper.py); "
+                "nothing shown")
 
 
 def _reference_column(name: str) -> str | None:
@@ -50,7 +53,8 @@ def load_reference(path: str | Path) -> dict[str, dict[str, float]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--reference: {path} is not a file; give a CSV with a 'label' column and metric columns in %")
+        raise ConfigError(f"--reference: {path} is not a file; give a CSV with a 'label' column and metric columns in "
+                          "%")
     try:  # utf-8-sig and reader.line_num, as hcal's other CSV readers (a BOM from Excel; quoted newlines)
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)

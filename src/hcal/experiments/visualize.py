@@ -10,7 +10,7 @@ levels), and one PNG with all levels' prototypes over the same points.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -159,7 +159,8 @@ def visualize(
     pairs = [test[i] for i in idx]
     x = torch.stack([p[0] for p in pairs])
     y = torch.stack([p[1] for p in pairs])
-    echo(f"hcal visualize: t-SNE of {len(idx)} test samples of {cfg.dataset} and {sum(module.hierarchy.sizes)} prototypes")
+    echo(f"hcal visualize: t-SNE of {len(idx)} test samples of {cfg.dataset} and {sum(module.hierarchy.sizes)} "
+         "prototypes")
     written = _maps(module, x, y, out, "trained", seed, perplexity)
     if init_path.is_file():
         init_module, _ = HierarchicalModule.from_checkpoint(init_path)

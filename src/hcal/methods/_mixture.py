@@ -16,7 +16,8 @@ class MultiGateMixture(nn.Module):
         super().__init__()
         if experts < 1:
             raise ValueError(f"experts must be >= 1, got {experts}")
-        self.experts = nn.ModuleList(nn.Sequential(nn.Linear(in_features, expert_dim), nn.ReLU()) for _ in range(experts))
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(in_features, expert_dim), nn.ReLU()) for _ in range(experts))
         self.gates = nn.ModuleList(nn.Linear(in_features, experts) for _ in sizes)
         self.towers = nn.ModuleList(
             nn.Sequential(nn.Linear(expert_dim, tower_dim), nn.ReLU(), nn.Linear(tower_dim, n)) for n in sizes

@@ -21,7 +21,8 @@ With ``p_k = softmax(z_k)`` the heads' distributions and, for each parent-child 
 
 Level loss: ``L_k = CE(z_k, y_k) + lambda_dm DM_k + lambda_sca SCA_k`` (terms that do not exist
 for a level are 0), with ``lambda_dm = 1`` and ``lambda_sca = 0.5`` by default (``--cmt-lambda-dm``,
-``--cmt-lambda-sca``), our choice (not tuned; the adaptation to hierarchies is ours). Every sample has every level's label here, so co-annotation
+``--cmt-lambda-sca``), our choice (not tuned; the adaptation to hierarchies is ours). Every sample
+has every level's label here, so co-annotation
 from ground truth would add nothing (the coarse label is the fine label's parent): the soft labels
 come from the other head's predictions. Levels are combined with equal weights; prediction uses
 the heads' logits, like ``ew``.
@@ -41,7 +42,8 @@ __all__ = ["CMT", "implied_coarse_log_probs", "kl_div"]
 
 
 def implied_coarse_log_probs(fine_log_probs: torch.Tensor, parent: torch.Tensor, num_coarse: int) -> torch.Tensor:
-    """``log q`` with ``q(c) = sum_{j: parent[j] = c} p(j)``: a log-sum-exp over each class's children, ``(n, C_coarse)``."""
+    """``log q`` with ``q(c) = sum_{j: parent[j] = c} p(j)``: a log-sum-exp over each class's children,
+    ``(n, C_coarse)``."""
     n = fine_log_probs.shape[0]
     index = parent.unsqueeze(0).expand(n, -1)
     peak = torch.full((n, num_coarse), float("-inf"), device=fine_log_probs.device, dtype=fine_log_probs.dtype)

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import aggregation, perturbation, prototype_loss
@@ -69,7 +68,8 @@ class HCAL(HierarchicalMethod):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         protos = self.level_prototypes()
         if self.mtl:  # one similarity matrix against every level's prototypes, split per level
-            return list(prototype_loss.prototype_logits(self.embed(x)[0], torch.cat(protos), self.tau).split(self.hierarchy.sizes, dim=1))
+            logits = prototype_loss.prototype_logits(self.embed(x)[0], torch.cat(protos), self.tau)
+            return list(logits.split(self.hierarchy.sizes, dim=1))
         return [prototype_loss.prototype_logits(f, p, self.tau) for f, p in zip(self.embed(x), protos)]
 
     def level_losses(self, x: torch.Tensor, y: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:

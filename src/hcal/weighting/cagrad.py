@@ -5,7 +5,8 @@ With ``g_k`` the levels' gradients on the shared parameters, ``g0`` their mean a
 ``w`` minimises ``g_w . g0 + c ||g0|| ||g_w||`` over the simplex (the dual of maximising the worst
 level's improvement within a ball of radius ``c ||g0||`` around ``g0``). The weights are then
 ``1/m + (c ||g0|| / ||g_w||) w``. Solver: TorchJD's :class:`~torchjd.aggregation.CAGrad` (cvxpy
-with CLARABEL). ``c = 0.4`` by default (``--cagrad-c``), as in the paper's NYUv2/Cityscapes experiments; the update is not
+with CLARABEL). ``c = 0.4`` by default (``--cagrad-c``), as in the paper's NYUv2/Cityscapes
+experiments; the update is not
 rescaled by ``1 / (1 + c^2)`` (the authors' ``rescale=0``).
 """
 

@@ -50,13 +50,13 @@ class GradNorm(GradientWeighting):
         w = self.level_weights
         with torch.no_grad():
             w.clamp_(min=WEIGHT_FLOOR).mul_(self.num_levels / w.sum())
-        stacked = torch.stack([l.detach() for l in losses])
+        stacked = torch.stack([loss.detach() for loss in losses])
         if not bool(self.initialised):
             self.initial_losses.copy_(stacked)
             self.initialised.fill_(True)
         norms = torch.stack([
-            torch.cat([g.flatten() for g in torch.autograd.grad(l, trunk.last_layer, retain_graph=True)]).norm()
-            for l in losses
+            torch.cat([g.flatten() for g in torch.autograd.grad(loss, trunk.last_layer, retain_graph=True)]).norm()
+            for loss in losses
         ])
         grad_norms = w * norms  # || d(w_k L_k)/dW ||, differentiable in w only
         ratios = stacked / self.initial_losses.clamp(min=1e-12)

@@ -39,5 +39,5 @@ class ImpartialMTL(JacobianAggregation):
 
     def scale_losses(self, losses: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         # one graph per level (TorchJD backpropagates each level's loss separately, freeing its graph)
-        scaled = [torch.exp(self.log_scales[k]) * l - self.log_scales[k] for k, l in enumerate(losses)]
+        scaled = [torch.exp(self.log_scales[k]) * loss - self.log_scales[k] for k, loss in enumerate(losses)]
         return scaled, torch.exp(self.log_scales.detach())

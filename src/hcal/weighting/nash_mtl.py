@@ -40,17 +40,20 @@ INSTALL = "pip install 'cvxpy>=1.4' 'ecos>=2.0.14'"
     options={"max_norm": "nashmtl_max_norm"},
 )
 class NashMTLWeighting(JacobianAggregation):
-    def __init__(self, num_levels: int, max_norm: float = 1.0, update_weights_every: int = 1, optim_niter: int = 20) -> None:
+    def __init__(self, num_levels: int, max_norm: float = 1.0, update_weights_every: int = 1,
+                 optim_niter: int = 20) -> None:
         super().__init__(num_levels)
         require_packages("nashmtl", ("cvxpy", "ecos"), INSTALL)
         from torchjd.aggregation import NashMTL
 
         try:
             self.aggregator = NashMTL(
-                n_tasks=num_levels, max_norm=max_norm, update_weights_every=update_weights_every, optim_niter=optim_niter
+                n_tasks=num_levels, max_norm=max_norm, update_weights_every=update_weights_every,
+                optim_niter=optim_niter,
             )
         except ImportError as e:  # TorchJD's own check of the same packages
-            raise ConfigError(f"nashmtl: its optimisation backend is missing ({e}); install it with: {INSTALL}") from None
+            raise ConfigError(f"nashmtl: its optimisation backend is missing ({e}); install it with: "
+                              f"{INSTALL}") from None
         self.solver_failures = 0
         self._solved_once = False
 
@@ -69,7 +72,8 @@ class NashMTLWeighting(JacobianAggregation):
                 # TorchJD then keeps the last weights its iterations found; before any, its initial all-ones
                 if not self._solved_once and bool(np.all(np.asarray(state.prvs_alpha) == 1.0)):
                     raise NashSolverError(
-                        f"nashmtl: the Nash-MTL solver (cvxpy/ECOS) found no weights at the first step (status {status!r}); "
+                        "nashmtl: the Nash-MTL solver (cvxpy/ECOS) found no weights at the first step (status "
+                        f"{status!r}); "
                         "training stopped rather than continue with equal weights"
                     )
                 self.solver_failures += 1
