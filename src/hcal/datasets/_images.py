@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
@@ -100,8 +101,6 @@ def decode_image_bytes(data: bytes, name: str, channels: int = 3) -> torch.Tenso
                 return x
         except RuntimeError:
             pass  # a format torchvision does not decode: let PIL try (and explain)
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             arr = np.asarray(img.convert("RGB" if channels == 3 else "L"))

@@ -105,7 +105,7 @@ def _find(folder: Path) -> Path | None:
 
 
 def _download(root: Path) -> Path:
-    from torchvision.datasets import CIFAR100
+    from torchvision.datasets import CIFAR100  # deferred: only a download needs torchvision.datasets
 
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)

@@ -94,7 +94,7 @@ def _find(folder: Path) -> dict[str, Path] | None:
 
 
 def _download(root: Path) -> dict[str, Path]:
-    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import FashionMNIST  # deferred: only a download needs torchvision.datasets
 
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)

@@ -30,7 +30,7 @@ class ConflictAverseGrad(JacobianAggregation):
         if not 0 <= c < 1:
             raise ValueError(f"c must be in [0, 1), got {c}")
         require_packages("cagrad", ("cvxpy", "clarabel"), "pip install 'cvxpy>=1.4'")
-        from torchjd.aggregation import CAGrad
+        from torchjd.aggregation import CAGrad  # deferred (see _jacobian.py)
 
         self.c = float(c)
         self.aggregator = CAGrad(c=self.c)

@@ -32,7 +32,7 @@ __all__ = ["ImpartialMTL"]
 class ImpartialMTL(JacobianAggregation):
     def __init__(self, num_levels: int) -> None:
         super().__init__(num_levels)
-        from torchjd.aggregation import IMTLG
+        from torchjd.aggregation import IMTLG  # deferred (see _jacobian.py)
 
         self.log_scales = nn.Parameter(torch.zeros(num_levels))
         self.aggregator = IMTLG()

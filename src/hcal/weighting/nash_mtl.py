@@ -44,7 +44,7 @@ class NashMTLWeighting(JacobianAggregation):
                  optim_niter: int = 20) -> None:
         super().__init__(num_levels)
         require_packages("nashmtl", ("cvxpy", "ecos"), INSTALL)
-        from torchjd.aggregation import NashMTL
+        from torchjd.aggregation import NashMTL  # deferred (see _jacobian.py)
 
         try:
             self.aggregator = NashMTL(
