@@ -1,0 +1,9 @@
+"""experiments/commands.py: the ablation table."""
+
+
+
+def test_default_ablation_has_eight_configurations():
+    from hcal.experiments.commands import ABLATIONS, DEFAULT_ABLATIONS
+
+    assert len(DEFAULT_ABLATIONS) == 8 and all(c in ABLATIONS for c in DEFAULT_ABLATIONS)
+    assert len({tuple(sorted(ABLATIONS[c].items())) for c in DEFAULT_ABLATIONS}) == 8

@@ -1,0 +1,45 @@
+"""weighting/awa.py, equal.py and every registered weighting: how level losses become one scalar."""
+
+import math
+
+import pytest
+import torch
+
+from hcal.weighting import WEIGHTINGS, AdaptiveWeightAdjustment, EqualWeighting, create_weighting
+
+
+def test_awa_weights_and_gradient():
+    losses = torch.tensor([1.0, 2.0, 0.5], requires_grad=True)
+    total, weights = AdaptiveWeightAdjustment(3, gamma=0.5)(losses)
+    e = [math.exp(v / 0.5) for v in (1.0, 2.0, 0.5)]
+    expected = [v / sum(e) for v in e]
+    assert weights.tolist() == pytest.approx(expected)
+    assert float(total.detach()) == pytest.approx(sum(w * loss for w, loss in zip(expected, (1.0, 2.0, 0.5))))
+    total.backward()  # stop-gradient: d total / d L_k = lambda_k exactly
+    assert losses.grad.tolist() == pytest.approx(expected)
+    assert not weights.requires_grad
+
+
+def test_awa_gamma_controls_sharpness_and_equal_weights():
+    losses = torch.tensor([1.0, 2.0])
+    sharp = AdaptiveWeightAdjustment(2, gamma=0.1)(losses)[1]
+    flat = AdaptiveWeightAdjustment(2, gamma=10.0)(losses)[1]
+    assert sharp[1] > 0.99 and abs(float(flat[1]) - 0.5) < 0.03
+    total, w = EqualWeighting(2)(losses)
+    assert float(total) == 3.0 and w.tolist() == [1.0, 1.0]
+    total, w = EqualWeighting(2, mean=True)(losses)
+    assert float(total) == 1.5 and w.tolist() == [0.5, 0.5]
+    with pytest.raises(ValueError, match="gamma must be > 0, got 0"):
+        AdaptiveWeightAdjustment(2, gamma=0)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        EqualWeighting(2)(torch.ones(3))
+
+
+@pytest.mark.parametrize("name", WEIGHTINGS.names())
+def test_weighting_combines_level_losses(name):
+    w = create_weighting(name, 3)
+    losses = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    total, weights = w(losses)
+    assert total.ndim == 0 and weights.shape == (3,) and bool((weights >= 0).all())
+    total.backward()
+    assert bool((losses.grad > 0).all())  # every level is trained
