@@ -91,7 +91,7 @@ def test_non_finite_loss_guard_in_both_optimisation_paths(cli, tmp_path, monkeyp
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--method", "ew", "--no-fa"], ["--no-fa", "do not apply to method 'ew'"]),
+        (["--method", "ew", "--no-fa"], ["--no-fa", "does not apply to method 'ew'", "applies to hcal"]),
         (["--method", "mmoe", "--no-mtl"], ["--no-mtl", "method 'mmoe'", "--method single"]),
         (["--method", "cagrad", "--precision", "16-mixed"], ["--precision 16-mixed", "'cagrad'", "bf16-mixed"]),
     ],

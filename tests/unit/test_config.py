@@ -48,3 +48,23 @@ def test_config_dataset_options_are_accepted(path, tmp_path):
         assert bundle.hierarchy.num_levels == 2
     if config.dataset == "fgvc-aircraft":
         assert bundle.input_spec.size == 224 and bundle.input_spec.resize == 256
+
+
+def test_sweepable_options_and_flags():
+    from hcal.config import flag, sweepable_options
+
+    assert sweepable_options() == ("tau", "epsilon", "gamma")
+    assert [flag("batch_size"), flag("fa", False), flag("fa", True), flag("dataset_args")] == [
+        "--batch-size", "--no-fa", "--fa", "--dataset-arg"]
+
+
+def test_baseline_hyper_parameters_default_to_the_papers():
+    c = Config()
+    assert (c.cagrad_c, c.gradnorm_alpha, c.dwa_temperature, c.nashmtl_max_norm, c.experts) == (0.4, 1.5, 2.0, 1.0, 3)
+    assert (c.cmt_lambda_dm, c.cmt_lambda_sca) == (1.0, 0.5)
+
+
+def test_monitor_help_names_no_refused_metric():
+    from hcal.config import option_field
+
+    assert "val/loss" not in option_field("monitor").metadata["help"]

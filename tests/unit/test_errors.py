@@ -2,7 +2,7 @@
 
 import pytest
 
-from hcal.errors import DataError, ImageReadError
+from hcal.errors import ConfigError, DataError, HierarchyError, ImageReadError
 
 
 def test_image_error_survives_a_worker_reraise():
@@ -16,3 +16,11 @@ def test_image_error_survives_a_worker_reraise():
         wrapped.reraise()
     assert str(info.value) == "image /d/x.png cannot be read (truncated); delete or replace the file"
     assert isinstance(info.value, DataError)
+
+
+@pytest.mark.parametrize("kind", [DataError, ConfigError, HierarchyError])
+def test_every_hcal_error_keeps_its_own_line_from_a_worker_traceback(kind):
+    wrapped = (f"Caught {kind.__name__} in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+               f'  File "x.py", line 1\nhcal.errors.{kind.__name__}: img/3.jpg: not a readable image; remove it\n')
+    assert str(kind(wrapped)) == "img/3.jpg: not a readable image; remove it"
+    assert str(kind("plain: message")) == "plain: message"

@@ -65,3 +65,13 @@ def test_cmt_regularisers_vanish_when_the_heads_agree(toy):
     assert torch.allclose(dm, torch.zeros(3), atol=1e-6) and torch.allclose(sca, torch.zeros(3), atol=1e-6)
     dm, sca = model.regularisers([fine, coarse + torch.tensor([2.0, 0.0, 0.0]), grand])
     assert dm[1] > 1e-3 and sca[0] > 1e-3 and sca[1] > 1e-3
+
+
+def test_cmt_weights_are_options(toy):
+    from hcal.config import Config
+    from hcal.methods import create_method
+
+    default = create_method("cmt", toy, lambda: Identity(4), Config(method="cmt"))
+    assert (default.lambda_dm, default.lambda_sca) == (1.0, 0.5)
+    tuned = create_method("cmt", toy, lambda: Identity(4), Config(method="cmt", cmt_lambda_dm=0.0, cmt_lambda_sca=2.0))
+    assert (tuned.lambda_dm, tuned.lambda_sca) == (0.0, 2.0)

@@ -13,7 +13,7 @@ from tests.helpers import Identity
 def test_hard_sharing_exposes_its_trunk(toy):
     spec = InputSpec(kind="vector", dim=12)
     model = create_method("cagrad", toy, lambda: create_backbone("mlp", spec), Config())
-    assert isinstance(model, HardSharing) and model.weighting_spec(Config()) == ("cagrad", {"c": 0.4})
+    assert isinstance(model, HardSharing) and model.weighting_spec(Config()) == ("cagrad", {})
     shared = model.shared_parameters()
     assert {id(p) for p in shared} == {id(p) for p in model.backbone.parameters()}
     assert not {id(p) for p in shared} & {id(p) for p in model.heads.parameters()}

@@ -91,15 +91,17 @@ def test_fresh_prototypes_have_the_authors_scale():
     assert float(wide.mean()) == pytest.approx(16.0, rel=0.03)  # the old N(0, 1), still an option
 
 
-def test_hcal_without_awa_weights_every_level_one_over_m():
+def test_hcal_without_awa_weights_every_level_one_over_m(toy):
     from hcal.config import Config
-    from hcal.weighting import create_weighting
+    from hcal.weighting import weighting_from_config
 
-    spec = HCAL.weighting_spec(Config(awa=False))
+    model = _toy_hcal(toy)
+    spec = model.weighting_spec(Config(awa=False))
     assert spec == ("equal", {"mean": True})
-    total, weights = create_weighting(spec[0], 4, **spec[1])(torch.tensor([1.0, 2.0, 3.0, 6.0]))
+    total, weights = weighting_from_config(spec[0], 4, Config(awa=False), **spec[1])(torch.tensor([1.0, 2.0, 3.0, 6.0]))
     assert weights.tolist() == [0.25] * 4 and float(total) == 3.0  # (1 + 2 + 3 + 6) / 4
-    assert HCAL.weighting_spec(Config()) == ("awa", {"gamma": 0.5})
+    assert model.weighting_spec(Config()) == ("awa", {})
+    assert weighting_from_config("awa", 3, Config(gamma=0.7)).gamma == 0.7  # AWA's gamma is --gamma
 
 
 def test_hcal_loss_matches_independent_recomputation(toy):

@@ -8,7 +8,7 @@ from hcal.config import Config
 from hcal.datasets.synthetic import make_synthetic
 from hcal.inputs import InputSpec
 from hcal.methods import METHODS, create_method
-from hcal.weighting import create_weighting
+from hcal.weighting import weighting_from_config
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -19,7 +19,8 @@ def test_method_learns_on_synthetic(name):
     spec = InputSpec(kind="vector", dim=x.shape[1])
     config = Config(method=name, dataset="synthetic", backbone="mlp")
     method = create_method(name, h, lambda: create_backbone("mlp", spec), config)
-    weighting = create_weighting(*method.weighting_spec(config)[:1], h.num_levels, **method.weighting_spec(config)[1])
+    name, fixed = method.weighting_spec(config)
+    weighting = weighting_from_config(name, h.num_levels, config, **fixed)
     optimizer = torch.optim.SGD(method.param_groups(config), lr=0.01, momentum=0.9)
 
     def loss():

@@ -1,5 +1,6 @@
 """methods/mmoe.py and methods/_mixture.py: the authors' widths, softmax gates, the number of experts."""
 
+import pytest
 import torch
 
 from hcal.methods import MMoE
@@ -20,3 +21,16 @@ def test_mmoe_has_the_authors_widths_and_softmax_gates(toy):
     experts = torch.stack([e(x) for e in mix.experts], dim=1)
     g0 = mix.gate_weights(x)[0]
     assert torch.allclose(model(x)[0], mix.towers[0]((g0.unsqueeze(2) * experts).sum(1)), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mmoe", "dmt"])
+def test_the_number_of_experts_is_an_option(toy, name):
+    from hcal.backbones import create_backbone
+    from hcal.config import Config
+    from hcal.inputs import InputSpec
+    from hcal.methods import create_method
+
+    spec = InputSpec(kind="vector", dim=12)
+    for experts in (3, 5):  # 3: the authors' default
+        model = create_method(name, toy, lambda: create_backbone("mlp", spec), Config(method=name, experts=experts))
+        assert len(model.mixture.experts) == experts and model.mixture.gates[0].out_features == experts

@@ -43,3 +43,19 @@ def test_weighting_combines_level_losses(name):
     assert total.ndim == 0 and weights.shape == (3,) and bool((weights >= 0).all())
     total.backward()
     assert bool((losses.grad > 0).all())  # every level is trained
+
+
+def test_weightings_read_their_options_from_the_config():
+    from hcal.config import Config
+    from hcal.weighting import weighting_from_config
+
+    config = Config(gamma=0.7, cagrad_c=0.3, gradnorm_alpha=0.5, dwa_temperature=4.0, nashmtl_max_norm=2.0)
+    assert weighting_from_config("awa", 3, config).gamma == 0.7
+    assert weighting_from_config("cagrad", 3, config).c == 0.3
+    assert weighting_from_config("gradnorm", 3, config).alpha == 0.5
+    assert weighting_from_config("dwa", 3, config).temperature == 4.0
+    assert weighting_from_config("nashmtl", 3, config).aggregator.weighting._max_norm == 2.0
+    defaults = Config()  # the papers' values
+    assert (weighting_from_config("cagrad", 3, defaults).c, weighting_from_config("gradnorm", 3, defaults).alpha,
+            weighting_from_config("dwa", 3, defaults).temperature) == (0.4, 1.5, 2.0)
+    assert weighting_from_config("equal", 3, config, mean=True).mean  # fixed arguments pass through
