@@ -89,11 +89,13 @@ def _floats(text: str) -> list[float]:
 
 
 def _add_option(parser: argparse.ArgumentParser, name: str, help: str | None = None, default: Any = None) -> None:
-    """The flag of Config field ``name``; ``help``/``default`` replace the field's (default: unset, None)."""
+    """The flag of Config field ``name``; another command than fit gives its own ``help`` (and ``default``)."""
     f = option_field(name)
     kind = f.metadata["kind"]
-    shown = f.default if default is None else default
-    text = f"{help or f.metadata['help']} [{describe_allowed(f)}; default: {'{}' if kind is dict else shown}]"
+    if help is None:  # fit's options: the field's own help and default
+        text = f"{f.metadata['help']} [{describe_allowed(f)}; default: {'{}' if kind is dict else f.default}]"
+    else:  # another command's: its help says what an unset option means
+        text = f"{help} [{describe_allowed(f)}{'' if default is None else f'; default: {default}'}]"
     common = {"dest": name, "default": argparse.SUPPRESS if default is None else default, "help": text}
     if kind is bool:
         parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, **common)

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+import hcal.engine.runner as runner
 from hcal.datasets import create_dataset
 from tests.helpers import SHARED_DATA
 
@@ -26,7 +27,6 @@ def test_real_cifar10_archive_loads_and_fits(cli, tmp_path, monkeypatch):
     assert b.train.inputs.shape == (60000, 3, 32, 32) and b.train.inputs.dtype == torch.uint8
     assert load_s < 120, f"loading the archive took {load_s:.0f} s"
     # one short fit on it, reusing the loaded data (the CLI would decode the archive again)
-    import hcal.engine.runner as runner
 
     monkeypatch.setattr(runner, "create_dataset", lambda *a, **k: b)
     r = cli("fit", "--dataset", "cifar10", "--data-dir", CIFAR10_TAR, "--epochs", "1", "--limit-batches", "3",

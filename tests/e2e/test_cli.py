@@ -1,5 +1,6 @@
 """The command line end to end on tiny data: fit, test, predict, resume, run-directory protection."""
 
+import importlib
 import json
 import time
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from hcal.datasets.synthetic import make_synthetic
 from hcal.weighting import AdaptiveWeightAdjustment
 from tests.helpers import assert_one_line_error, run_hcal_subprocess
 
@@ -79,7 +81,6 @@ def test_test_command_reproduces_fit_metrics(trained_run, cli, tmp_path):
 
 def test_predict_writes_one_row_per_input(trained_run, cli, tmp_path):
     run_dir, _ = trained_run
-    from hcal.datasets.synthetic import make_synthetic
 
     h, _, _, x_test, y_test = make_synthetic()
     np.save(tmp_path / "batch.npy", x_test[:5].numpy())
@@ -191,8 +192,6 @@ def test_deterministic_runs_write_identical_metrics(cli, tmp_path):
 
 def test_fit_trains_through_the_concept_modules_and_awa(cli, tmp_path, monkeypatch):
     """A real ``hcal fit`` step calls every concept function and AWA (counted, not assumed)."""
-    import importlib
-
     calls: dict[str, int] = {}
     for module, name in CONCEPTS:
         original = getattr(importlib.import_module(module), name)

@@ -3,15 +3,18 @@ one line."""
 
 import csv
 import json
+import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets
 
 from hcal.datasets import cifar100 as c100
 from hcal.datasets import create_dataset
 from hcal.datasets.cifar10 import CIFAR10_PATHS, cifar10_hierarchy
+from hcal.datasets.synthetic import make_synthetic
 from hcal.errors import DataError, HierarchyError
 from tests.fixtures import (
     CIFAR100_COARSE,
@@ -72,8 +75,6 @@ def mini_cifar10(tmp_path):
 
 
 def test_features_dataset_trains(cli, tmp_path):
-    from hcal.datasets.synthetic import make_synthetic
-
     h, x, y, _, _ = make_synthetic(levels=2, branching=3)
     paths = np.array([h.decode(row) for row in y.tolist()])
     np.savez(tmp_path / "feats.npz", X=x.numpy(), paths=paths)
@@ -100,7 +101,6 @@ def test_cifar100_refuses_pickled_code(cli, tmp_path):
 
     class Evil:
         def __reduce__(self):
-            import os
 
             return (os.system, (f"touch {marker}",))
 
@@ -142,8 +142,6 @@ def test_cifar100_bad_files(cli, tmp_path):
 
 
 def test_cifar100_offline_download_is_one_line(cli, tmp_path, monkeypatch):
-    import torchvision.datasets
-
     def offline(*args, **kwargs):
         raise OSError("Name or service not known")
 

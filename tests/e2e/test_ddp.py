@@ -1,6 +1,7 @@
 """Multi-process training is exact: two gloo processes on halves of a batch give the loss and
 gradients of one process on the whole batch (FA's class means over the global batch)."""
 
+import json
 import os
 import socket
 
@@ -8,10 +9,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+from torch.distributed.nn.functional import all_gather
 
 from hcal.hierarchy import Hierarchy
 from hcal.methods.hcal import HCAL
 from hcal.weighting import create_weighting
+from tests.helpers import run_hcal_subprocess
 
 PATHS = [(f"r{i % 2}", f"m{i % 4}", f"leaf{i}") for i in range(8)]
 N, D = 24, 6
@@ -19,7 +22,6 @@ N, D = 24, 6
 
 class TinyBackbone(nn.Sequential):
     """No batch norm: SyncBatchNorm needs a GPU, so per-process BN statistics would differ on CPU."""
-
     def __init__(self) -> None:
         super().__init__(nn.Linear(D, 16), nn.Tanh())
         self.out_features = 16
@@ -46,7 +48,6 @@ def _step(model, x, y, gather=None):
 
 class LevelLosses(nn.Module):
     """DDP synchronises gradients for what runs through its forward: the loss itself here."""
-
     def __init__(self, model: HCAL, gather) -> None:
         super().__init__()
         self.model, self.gather = model, gather
@@ -58,7 +59,6 @@ class LevelLosses(nn.Module):
 def _worker(rank: int, port: int, out: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    from torch.distributed.nn.functional import all_gather
 
     def gather(t):
         if t.is_floating_point():  # with gradients flowing back to each process's own part
@@ -108,10 +108,6 @@ def test_without_gathering_fa_would_differ():
 
 def test_fit_with_two_cpu_processes_through_the_cli(tmp_path):
     """Lightning re-runs the command for rank 1; only rank 0 prepares and writes the run directory."""
-    import json
-
-    from tests.helpers import run_hcal_subprocess
-
     r = run_hcal_subprocess("fit", "--dataset", "synthetic", "--devices", "2", "--device", "cpu", "--epochs", "2",
                             "--no-progress", cwd=tmp_path, timeout=300)
     assert r.code == 0, r

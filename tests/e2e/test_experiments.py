@@ -1,9 +1,17 @@
 """The paper's experiments as commands, on `synthetic` with tiny budgets."""
 
 import csv
+import re
+import statistics
+import subprocess
+import sys
 
 import numpy as np
+import pytest
+import yaml
 from PIL import Image
+
+from tests.helpers import ROOT
 
 TINY = ["--dataset", "synthetic", "--epochs", "1", "--no-progress", "--dataset-arg", "train_size=300"]
 
@@ -86,7 +94,6 @@ def test_ablation_runs_the_configurations(cli, tmp_path):
     assert r.code == 0, r
     rows = _rows(out / "results.csv")
     assert [x["label"] for x in rows] == ["single-task", "MTL", "HCAL (MTL+FA+PP+AWA)"]
-    import yaml
 
     single = yaml.safe_load((out / "runs" / "single-task-seed0" / "config.yaml").read_text())
     assert (single["mtl"], single["fa"], single["pp"], single["awa"]) == (False, False, False, False)
@@ -101,7 +108,6 @@ def test_sweep_writes_csv_and_a_real_png(cli, tmp_path):
     assert r.code == 0, r
     rows = _rows(out / "results.csv")
     assert [float(x["gamma"]) for x in rows] == [0.1, 1.0, 5.0]
-    import yaml
 
     assert yaml.safe_load((out / "runs" / "gamma=5-seed0" / "config.yaml").read_text())["gamma"] == 5.0
     with Image.open(out / "sweep_gamma.png") as img:
@@ -128,15 +134,7 @@ def test_visualize_draws_every_level_at_init_and_after_training(cli, tmp_path):
 
 def test_paper_claims_script_reads_the_tables(cli, tmp_path):
     """benchmarks/paper_claims.py: verdicts and ablation deltas from results.csv, checked by hand here."""
-    import re
-    import statistics
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import pytest
-
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
 
     cmp, abl = tmp_path / "cmp", tmp_path / "abl"
     assert cli("experiment", "compare", *TINY, "--methods", "hcal,ew", "--seeds", "0,1", "--out", cmp).code == 0

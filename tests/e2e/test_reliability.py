@@ -10,7 +10,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from hcal.datasets.synthetic import make_synthetic
+from hcal.methods.hcal import HCAL
+from tests.helpers import assert_one_line_error
 
 ARGS = [
     "fit", "--dataset", "synthetic", "--dataset-arg", "train_size=2000", "--epochs", "4", "--batch-size", "32",
@@ -118,8 +123,6 @@ def test_sigkill_at_random_points_then_resume_gives_identical_metrics(tmp_path):
 
 
 def test_non_finite_loss_stops_with_the_step_and_level_losses(cli, tmp_path, monkeypatch):
-    from hcal.methods.hcal import HCAL
-
     real = HCAL.level_losses
     calls = {"n": 0}
 
@@ -150,14 +153,9 @@ def test_checkpoint_from_another_hierarchy_is_rejected(cli, tmp_path):
             "--data-dir", tmp_path)
     # either the data is absent (one-line data error) or the hierarchy check fires; with the
     # hierarchy below we force the hierarchy check:
-    import numpy as np
-
-    from hcal.datasets.synthetic import make_synthetic
-
     h, x, y, _, _ = make_synthetic(levels=3, branching=3, dim=16)
     np.savez(tmp_path / "other.npz", X=x.numpy(), paths=np.array([h.decode(r) for r in y.tolist()]))
     r = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--dataset", "features", "--data-dir",
             tmp_path / "other.npz")
-    from tests.helpers import assert_one_line_error
 
     assert_one_line_error(r, "trained on another hierarchy", "[8, 4, 2]", "[27, 9, 3]")

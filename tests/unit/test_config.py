@@ -4,8 +4,9 @@ options exist."""
 import pytest
 
 from hcal.backbones import BACKBONES
-from hcal.config import Config, load_yaml
+from hcal.config import Config, flag, load_yaml, option_field, sweepable_options
 from hcal.datasets import DATASETS, create_dataset
+from hcal.datasets.cifar10 import CIFAR10_PATHS
 from hcal.methods import METHODS
 from tests.fixtures import make_aircraft, make_cifar100, make_flat
 from tests.helpers import ROOT
@@ -20,7 +21,6 @@ def _fixture(dataset, tmp_path):
     if dataset == "fgvc-aircraft":
         return make_aircraft(tmp_path)
     if dataset == "cifar10":
-        from hcal.datasets.cifar10 import CIFAR10_PATHS
 
         return make_flat(tmp_path / "c10", [p[-1] for p in CIFAR10_PATHS], per_class=2, size=(32, 32))
     pytest.skip(f"no fixture for dataset {dataset!r}")
@@ -51,8 +51,6 @@ def test_config_dataset_options_are_accepted(path, tmp_path):
 
 
 def test_sweepable_options_and_flags():
-    from hcal.config import flag, sweepable_options
-
     assert sweepable_options() == ("tau", "epsilon", "gamma")
     assert [flag("batch_size"), flag("fa", False), flag("fa", True), flag("dataset_args")] == [
         "--batch-size", "--no-fa", "--fa", "--dataset-arg"]
@@ -65,6 +63,4 @@ def test_baseline_hyper_parameters_default_to_the_papers():
 
 
 def test_monitor_help_names_no_refused_metric():
-    from hcal.config import option_field
-
     assert "val/loss" not in option_field("monitor").metadata["help"]

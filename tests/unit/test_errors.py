@@ -1,13 +1,12 @@
 """errors.py: an hcal error re-raised from a data-loader worker keeps its one-line message."""
 
 import pytest
+from torch._utils import ExceptionWrapper
 
 from hcal.errors import ConfigError, DataError, HierarchyError, ImageReadError
 
 
 def test_image_error_survives_a_worker_reraise():
-    from torch._utils import ExceptionWrapper
-
     try:
         raise ImageReadError("image /d/x.png cannot be read (truncated); delete or replace the file")
     except ImageReadError:

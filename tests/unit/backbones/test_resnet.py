@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torchvision.models import resnet18
 
 from hcal.backbones import create_backbone
 from hcal.backbones import resnet as resnet_mod
@@ -10,8 +11,6 @@ from hcal.inputs import InputSpec
 
 
 def test_pretrained_from_local_file(tmp_path):
-    from torchvision.models import resnet18
-
     reference = resnet18(weights=None)
     path = tmp_path / "r18.pth"
     torch.save(reference.state_dict(), path)

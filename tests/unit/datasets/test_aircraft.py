@@ -1,5 +1,7 @@
 """datasets/aircraft.py: FGVC-Aircraft's levels, banner, splits and boxes."""
 
+from PIL import Image
+
 from hcal.datasets import create_dataset
 from tests.fixtures import (
     AIRCRAFT_PATHS,
@@ -24,7 +26,6 @@ def test_aircraft_three_levels_banner_and_splits(tmp_path):
     w, hgt = AIRCRAFT_SIZE
     assert x.shape == (3, hgt - 20, w)
     assert int(x[0].max()) < 40 and int(x[2].min()) > 200
-    from PIL import Image
 
     with Image.open(b.test.files[j]) as img:
         assert img.size == (w, hgt) and img.getpixel((5, hgt - 1))[0] > 200  # the file itself has it

@@ -1,9 +1,12 @@
 """datasets/_base.py and create_dataset: seeded splits, options declared with the registry."""
 
+import inspect
+
 import pytest
 import torch
 
-from hcal.datasets import DATASETS, split_indices
+from hcal.datasets import DATASETS, check_dataset_args, split_indices
+from hcal.datasets.synthetic import make_synthetic
 from hcal.errors import ConfigError
 
 
@@ -21,10 +24,6 @@ def test_split_is_seeded_and_disjoint():
 @pytest.mark.parametrize("name", DATASETS.names())
 def test_registered_options_are_the_factory_keywords(name):
     """What --dataset-arg accepts (the registry entry) is what the factory takes."""
-    import inspect
-
-    from hcal.datasets.synthetic import make_synthetic
-
     entry = DATASETS.get(name)
     params = inspect.signature(entry.obj).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # synthetic hands them on
@@ -34,9 +33,6 @@ def test_registered_options_are_the_factory_keywords(name):
 
 
 def test_dataset_options_are_checked_against_the_registry():
-    from hcal.datasets import check_dataset_args
-    from hcal.errors import ConfigError
-
     assert check_dataset_args("folder", {"size": "32", "verify": True}) == {"size": 32, "verify": True}
     with pytest.raises(ConfigError, match="dataset 'fashion-mnist' has no option 'size'; allowed: none"):
         check_dataset_args("fashion-mnist", {"size": 32})

@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets
 
 from hcal.datasets import create_dataset
 from hcal.datasets import fashion_mnist as fm
@@ -62,7 +63,6 @@ def test_fashion_mnist_offline_error_names_the_fixes(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("Name or service not known")
 
-    import torchvision.datasets
 
     monkeypatch.setattr(torchvision.datasets.FashionMNIST, "download", offline)
     with pytest.raises(DataError, match="could not be downloaded.*dataset-fashion-mnist.*--data-dir"):

@@ -3,14 +3,12 @@
 import torch
 
 from hcal.augment import BatchPadCropFlip
+from hcal.datasets import create_dataset
+from hcal.engine.data import split_batch_augmentation
 from tests.fixtures import fake_fashion_mnist
 
 
 def test_fashion_mnist_augmentation_is_batchable(tmp_path):
-    from hcal.datasets import create_dataset
-    from hcal.engine.data import split_batch_augmentation
-
-
     bundle = create_dataset("fashion-mnist", str(fake_fashion_mnist(tmp_path / "fm")))
     plain, batch = split_batch_augmentation(bundle)
     assert isinstance(batch, BatchPadCropFlip) and (batch.size, batch.padding) == (28, 2)

@@ -2,13 +2,15 @@
 
 import torch
 
+from hcal.config import Config
+from hcal.datasets.fashion_mnist import fashion_mnist_hierarchy
+from hcal.engine.module import HierarchicalModule, create_optimizer
+from hcal.inputs import InputSpec
+
 
 def test_compile_compiles_the_whole_training_loss(toy):
     """``--compile``: the module's training loss is one torch.compile'd function of the whole
     method (backbone and head), giving the eager numbers; state-dict keys are unchanged."""
-    from hcal.config import Config
-    from hcal.engine.module import HierarchicalModule
-    from hcal.inputs import InputSpec
 
     cfg = Config(dataset="synthetic", backbone="mlp", embed_dim=8, compile=True, pp=False)
     spec = InputSpec(kind="vector", dim=6)
@@ -23,11 +25,6 @@ def test_compile_compiles_the_whole_training_loss(toy):
 
 
 def test_channels_last_layout_reaches_the_model():
-    from hcal.config import Config
-    from hcal.datasets.fashion_mnist import fashion_mnist_hierarchy
-    from hcal.engine.module import HierarchicalModule
-    from hcal.inputs import InputSpec
-
     spec = InputSpec(kind="image", channels=1, size=28, mean=(0.5,), std=(0.5,))
     m = HierarchicalModule(Config(backbone="small-cnn", channels_last=True).to_dict(),
                            fashion_mnist_hierarchy().to_dict(), spec.to_dict())
@@ -39,9 +36,6 @@ def test_channels_last_layout_reaches_the_model():
 
 def test_optimizer_uses_the_fused_sgd_kernel_and_takes_the_sgd_step():
     """create_optimizer: fused SGD on the CPU, per-group learning rates, the textbook update."""
-    from hcal.config import Config
-    from hcal.engine.module import create_optimizer
-
     cfg = Config(lr=0.1, momentum=0.9, weight_decay=0.01)
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(5, 3, generator=g).requires_grad_(), torch.randn(4, generator=g).requires_grad_()

@@ -1,9 +1,7 @@
 """experiments/commands.py: the ablation table."""
-
+from hcal.experiments.commands import ABLATIONS, DEFAULT_ABLATIONS
 
 
 def test_default_ablation_has_eight_configurations():
-    from hcal.experiments.commands import ABLATIONS, DEFAULT_ABLATIONS
-
     assert len(DEFAULT_ABLATIONS) == 8 and all(c in ABLATIONS for c in DEFAULT_ABLATIONS)
     assert len({tuple(sorted(ABLATIONS[c].items())) for c in DEFAULT_ABLATIONS}) == 8

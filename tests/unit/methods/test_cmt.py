@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from hcal.config import Config
 from hcal.hierarchy import Hierarchy
-from hcal.methods import CMT
+from hcal.methods import CMT, create_method
 from hcal.methods.cmt import implied_coarse_log_probs
 from tests.helpers import Identity
 
@@ -68,9 +69,6 @@ def test_cmt_regularisers_vanish_when_the_heads_agree(toy):
 
 
 def test_cmt_weights_are_options(toy):
-    from hcal.config import Config
-    from hcal.methods import create_method
-
     default = create_method("cmt", toy, lambda: Identity(4), Config(method="cmt"))
     assert (default.lambda_dm, default.lambda_sca) == (1.0, 0.5)
     tuned = create_method("cmt", toy, lambda: Identity(4), Config(method="cmt", cmt_lambda_dm=0.0, cmt_lambda_sca=2.0))

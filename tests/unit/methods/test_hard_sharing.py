@@ -5,6 +5,7 @@ import torch
 
 from hcal.backbones import create_backbone
 from hcal.config import Config
+from hcal.errors import ConfigError
 from hcal.inputs import InputSpec
 from hcal.methods import HardSharing, MMoE, create_method
 from tests.helpers import Identity
@@ -23,8 +24,6 @@ def test_hard_sharing_exposes_its_trunk(toy):
 
 
 def test_methods_without_a_trunk_say_so(toy):
-    from hcal.errors import ConfigError
-
     model = MMoE(toy, lambda: Identity(4))
     with pytest.raises(ConfigError, match="method MMoE has no shared trunk"):
         model.shared_parameters()

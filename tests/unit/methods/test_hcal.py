@@ -1,5 +1,6 @@
 """methods/hcal.py: HCAL's losses against independent re-computations."""
 
+import importlib
 import math
 
 import pytest
@@ -7,14 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hcal.config import Config
 from hcal.decoding import decode
 from hcal.hierarchy import Hierarchy
 from hcal.methods.hcal import HCAL
+from hcal.weighting import weighting_from_config
 
 
 class Identity(nn.Module):
     """A backbone that passes vectors through (so embeddings are known in closed form)."""
-
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.out_features = dim
@@ -92,9 +94,6 @@ def test_fresh_prototypes_have_the_authors_scale():
 
 
 def test_hcal_without_awa_weights_every_level_one_over_m(toy):
-    from hcal.config import Config
-    from hcal.weighting import weighting_from_config
-
     model = _toy_hcal(toy)
     spec = model.weighting_spec(Config(awa=False))
     assert spec == ("equal", {"mean": True})
@@ -176,8 +175,6 @@ def test_mtl_off_gives_independent_models(toy):
 
 
 def test_prototype_learning_rates_double_per_level(toy):
-    from hcal.config import Config
-
     groups = _toy_hcal(toy).param_groups(Config())
     assert [(g["name"], g["lr"]) for g in groups] == [
         ("encoder", 0.01), ("prototypes_l1", 0.05), ("prototypes_l2", 0.1), ("prototypes_l3", 0.2),
@@ -188,7 +185,6 @@ def test_prototype_learning_rates_double_per_level(toy):
 def test_training_runs_the_concept_modules(toy, monkeypatch, module, name):
     """The functions in prototype_loss.py, aggregation.py and perturbation.py are what training
     computes: replacing one there changes HCAL's training loss."""
-    import importlib
 
     model = _toy_hcal(toy, tau=0.1, epsilon=0.01).train()
     x = torch.randn(6, 4)

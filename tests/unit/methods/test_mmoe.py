@@ -3,7 +3,10 @@
 import pytest
 import torch
 
-from hcal.methods import MMoE
+from hcal.backbones import create_backbone
+from hcal.config import Config
+from hcal.inputs import InputSpec
+from hcal.methods import MMoE, create_method
 from tests.helpers import Identity
 
 
@@ -25,11 +28,6 @@ def test_mmoe_has_the_authors_widths_and_softmax_gates(toy):
 
 @pytest.mark.parametrize("name", ["mmoe", "dmt"])
 def test_the_number_of_experts_is_an_option(toy, name):
-    from hcal.backbones import create_backbone
-    from hcal.config import Config
-    from hcal.inputs import InputSpec
-    from hcal.methods import create_method
-
     spec = InputSpec(kind="vector", dim=12)
     for experts in (3, 5):  # 3: the authors' default
         model = create_method(name, toy, lambda: create_backbone("mlp", spec), Config(method=name, experts=experts))

@@ -14,6 +14,7 @@ import pytest
 import torch
 from scipy.optimize import fsolve, minimize
 
+import hcal.weighting.nash_mtl as nash
 from hcal.errors import ConfigError
 from hcal.weighting import (
     ConflictAverseGrad,
@@ -183,8 +184,6 @@ def test_missing_solver_backend_is_a_config_error(monkeypatch, name, package):
 
 
 def test_nash_mtl_turns_torchjds_import_error_into_a_config_error(monkeypatch):
-    import hcal.weighting.nash_mtl as nash
-
     monkeypatch.setattr(nash, "require_packages", lambda *args: None)  # skip hcal's own check
     monkeypatch.setitem(sys.modules, "cvxpy", None)
     with pytest.raises(ConfigError, match=r"nashmtl: its optimisation backend is missing \(.*cvxpy.*\); install it "

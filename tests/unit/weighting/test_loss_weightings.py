@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from hcal.weighting import WEIGHTINGS, AdaptiveWeightAdjustment, EqualWeighting, create_weighting
+from hcal.config import Config
+from hcal.weighting import WEIGHTINGS, AdaptiveWeightAdjustment, EqualWeighting, create_weighting, weighting_from_config
 
 
 def test_awa_weights_and_gradient():
@@ -46,9 +47,6 @@ def test_weighting_combines_level_losses(name):
 
 
 def test_weightings_read_their_options_from_the_config():
-    from hcal.config import Config
-    from hcal.weighting import weighting_from_config
-
     config = Config(gamma=0.7, cagrad_c=0.3, gradnorm_alpha=0.5, dwa_temperature=4.0, nashmtl_max_norm=2.0)
     assert weighting_from_config("awa", 3, config).gamma == 0.7
     assert weighting_from_config("cagrad", 3, config).c == 0.3
