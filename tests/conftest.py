@@ -15,7 +15,7 @@ E2E = Path(__file__).parent / "e2e"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if E2E in Path(item.fspath).parents:
+        if E2E in item.path.parents:
             item.add_marker(pytest.mark.slow)
 
 

@@ -19,7 +19,16 @@ import yaml
 
 from . import __version__
 from .backbones import BACKBONES
-from .config import Config, check_option, describe_allowed, flag, load_yaml, option_field, sweepable_options
+from .config import (
+    Config,
+    check_option,
+    describe_allowed,
+    flag,
+    load_yaml,
+    option_field,
+    option_fields,
+    sweepable_options,
+)
 from .datasets import DATASETS
 from .engine import evaluate, fit, predict
 from .engine.rundir import resume_config
@@ -107,7 +116,7 @@ def _add_option(parser: argparse.ArgumentParser, name: str, help: str | None = N
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The Config-field options given (or defaulted by the command), each checked as config.py checks it."""
-    given = {name: getattr(args, name) for name in Config.__dataclass_fields__ if hasattr(args, name)}
+    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
     if "dataset_args" in given:
         given["dataset_args"] = dict(given["dataset_args"])
     return {name: check_option(name, value, flag(name)) for name, value in given.items()}
@@ -119,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     debug = {"action": "store_true", "default": argparse.SUPPRESS, "help": "show full tracebacks on errors"}
-    every_option = list(Config.__dataclass_fields__)
+    every_option = [f.name for f in option_fields()]
 
     fit = sub.add_parser("fit", help="train a model, select it on validation, test it once",
                          description="Train, select the best epoch on the validation split, evaluate once on test.")
