@@ -33,7 +33,6 @@ across machines. Sections:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -56,7 +55,7 @@ from hcal.engine.module import create_optimizer  # noqa: E402
 from hcal.hierarchy import Hierarchy  # noqa: E402
 from hcal.inputs import InputSpec  # noqa: E402
 from hcal.methods import create_method  # noqa: E402
-from hcal.weighting import create_weighting  # noqa: E402
+from hcal.weighting import create_weighting, weighting_from_config  # noqa: E402
 
 SHARED = Path(os.environ.get("HCAL_CIFAR10", ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
 FASHION_MNIST = os.environ.get("HCAL_FASHION_MNIST")  # a folder of the idx files; default: the dataset's own lookup
@@ -64,7 +63,8 @@ FASHION_MNIST = os.environ.get("HCAL_FASHION_MNIST")  # a folder of the idx file
 
 def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+    threads = torch.get_num_threads()
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({threads} threads), {gpu}"
 
 
 def commit() -> str:
@@ -72,8 +72,10 @@ def commit() -> str:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+changes" if dirty else "")
@@ -113,7 +115,8 @@ def step_cases(args) -> list[tuple[str, InputSpec, Hierarchy, int]]:
     small = InputSpec(kind="image", channels=1, size=28)
     # HCAL's head adds a fixed number of small operations per step: the same backbone at a 4x
     # batch shows how that fixed cost amortises.
-    cases = [("small-cnn", small, fmnist_tree(), args.batch_size), ("small-cnn", small, fmnist_tree(), 4 * args.batch_size)]
+    cases = [("small-cnn", small, fmnist_tree(), args.batch_size),
+             ("small-cnn", small, fmnist_tree(), 4 * args.batch_size)]
     if not args.quick or torch.cuda.is_available():
         cases.append(("resnet18-cifar", InputSpec(kind="image", channels=3, size=32), tree([100, 20]), args.batch_size))
     # pre-computed features, the shape of ../shared/data/dbpedia-minilm.npz: 384-d, 219 > 70 > 9 classes
@@ -134,8 +137,9 @@ def bench_parts(args, device) -> list[dict]:
     three components off (each alternated with its own CE step, so the ratios are comparable)."""
     spec, h, b = InputSpec(kind="vector", dim=384), tree([219, 70, 9]), args.batch_size
     rows = []
-    for label, switches in (("HCAL", {}), ("--no-pp", {"pp": False}), ("--no-fa", {"fa": False}),
-                            ("--no-awa", {"awa": False}), ("--no-pp --no-fa --no-awa", {"pp": False, "fa": False, "awa": False})):
+    variants = (("HCAL", {}), ("--no-pp", {"pp": False}), ("--no-fa", {"fa": False}), ("--no-awa", {"awa": False}),
+                ("--no-pp --no-fa --no-awa", {"pp": False, "fa": False, "awa": False}))
+    for label, switches in variants:
         row = _step_row(args, device, "mlp", spec, h, b, False, **switches)
         rows.append({"variant": label, **row})
     return rows
@@ -146,7 +150,7 @@ def _step_row(args, device, backbone: str, spec: InputSpec, h: Hierarchy, b: int
     cfg = Config(backbone=backbone, **switches)
     hcal = create_method("hcal", h, lambda: create_backbone(backbone, spec), cfg).to(device).train()
     name, kwargs = hcal.weighting_spec(cfg)
-    awa = create_weighting(name, h.depth, **kwargs)
+    awa = weighting_from_config(name, h.num_levels, cfg, **kwargs)
     hcal_opt = create_optimizer(hcal.param_groups(cfg), cfg)  # hcal's own optimiser, for both sides
     ce_backbone = create_backbone(backbone, spec).to(device).train()
     ce_head = nn.Linear(ce_backbone.out_features, h.sizes[0]).to(device)
@@ -193,7 +197,7 @@ def _step_row(args, device, backbone: str, spec: InputSpec, h: Hierarchy, b: int
                 ts.append(median_time(fn, steps, device))
     t_h, t_c = statistics.median(times[0]), statistics.median(times[1])
     return {
-        "backbone": backbone, "batch": b, "levels": h.depth, "classes": list(h.sizes), "compiled": compiled,
+        "backbone": backbone, "batch": b, "levels": h.num_levels, "classes": list(h.sizes), "compiled": compiled,
         "hcal_samples_per_s": b / t_h, "ce_samples_per_s": b / t_c, "hcal_over_ce_time": t_h / t_c,
         "warmup_s": warmup_s,
     }
@@ -283,7 +287,8 @@ def bench_loader(args, device) -> list[dict]:
             steps = 2 if backbone == "resnet18" and device.type == "cpu" else 10
             model = _model_rate(bundle, backbone, args.batch_size, steps, device)
             rows.append({"dataset": name, "backbone": backbone, "workers": workers, "load_s": load_s,
-                         "loader_images_per_s": loader, "model_images_per_s": model, "loader_over_model": loader / model})
+                         "loader_images_per_s": loader, "model_images_per_s": model,
+                         "loader_over_model": loader / model})
     tmp.cleanup()
     return rows
 
@@ -301,7 +306,7 @@ def _loss_cost(sizes: list[int], device, repeats: int, n: int = 256, d: int = 25
     h = tree(sizes)
     torch.manual_seed(0)
     model = HCAL(h, Fixed, embed_dim=d).to(device)
-    awa = create_weighting("awa", h.depth)
+    awa = create_weighting("awa", h.num_levels)
     x = torch.randn(n, d, device=device)
     y = h.leaf_paths()[torch.randint(sizes[0], (n,))].to(device)
     saved = []
@@ -348,13 +353,17 @@ def bench_scaling(args, device) -> dict:
 
 # ---------------------------------------------------------------------------------- report
 def report(results: dict) -> str:
-    out = [f"machine: {results['machine']}", f"commit: {results.get('commit', 'unknown')}", f"command: {results['command']}", ""]
+    out = [f"machine: {results['machine']}", f"commit: {results.get('commit', 'unknown')}",
+           f"command: {results['command']}", ""]
     if "step" in results:
-        out.append("training step, samples/s (compiled: the loss function, backbone and head, by torch.compile on both sides)")
-        out.append(f"{'backbone':<16}{'batch':>6}  {'classes':<14}{'compiled':>9}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}"
+        out.append("training step, samples/s (compiled: the loss function, backbone and head, by torch.compile on both "
+                   "sides)")
+        out.append(f"{'backbone':<16}{'batch':>6}  "
+                   f"{'classes':<14}{'compiled':>9}{'HCAL':>10}{'CE':>10}{'HCAL/CE time':>15}"
                    f"{'warm-up s':>11}")
         for r in results["step"]:
-            out.append(f"{r['backbone']:<16}{r['batch']:>6}  {str(r['classes']):<14}{'yes' if r['compiled'] else 'no':>9}"
+            out.append(f"{r['backbone']:<16}{r['batch']:>6}  "
+                       f"{str(r['classes']):<14}{'yes' if r['compiled'] else 'no':>9}"
                        f"{r['hcal_samples_per_s']:>10.0f}{r['ce_samples_per_s']:>10.0f}{r['hcal_over_ce_time']:>15.3f}"
                        f"{r['warmup_s']:>11.1f}")
         out.append("")
@@ -366,7 +375,8 @@ def report(results: dict) -> str:
         out.append("")
     if "loader" in results:
         out.append("data loader vs model, images/s")
-        out.append(f"{'dataset':<15}{'backbone':<16}{'workers':>8}{'load s':>8}{'loader':>10}{'model':>10}{'loader/model':>14}")
+        out.append(f"{'dataset':<15}{'backbone':<16}{'workers':>8}{'load s':>8}{'loader':>10}{'model':>10}"
+                   f"{'loader/model':>14}")
         for r in results["loader"]:
             out.append(f"{r['dataset']:<15}{r['backbone']:<16}{r['workers']:>8}{r['load_s']:>8.1f}"
                        f"{r['loader_images_per_s']:>10.0f}{r['model_images_per_s']:>10.0f}{r['loader_over_model']:>14.2f}")
@@ -391,14 +401,16 @@ def main(argv=None) -> int:
                    default=["step", "parts", "loader", "scaling"])
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--compile", action="store_true", help="step: also the steps with the loss compiled by torch.compile")
+    p.add_argument("--compile", action="store_true", help="step: also the steps with the loss compiled by "
+                                                          "torch.compile")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", metavar="FILE", help="also write the results here")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     results = {"machine": machine(), "commit": commit(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                "batch_size": args.batch_size}
-    for section, fn in (("step", bench_step), ("parts", bench_parts), ("loader", bench_loader), ("scaling", bench_scaling)):
+    sections = (("step", bench_step), ("parts", bench_parts), ("loader", bench_loader), ("scaling", bench_scaling))
+    for section, fn in sections:
         if section in args.only:
             t = time.perf_counter()
             results[section] = fn(args, device)

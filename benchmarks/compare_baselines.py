@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             print(proc.stdout[-2000:], proc.stderr[-2000:], sep="\n", file=sys.stderr)
-            rows.append({"method": method, "failed": proc.stderr.strip().splitlines()[-1:], "wall_s": round(wall, 1), "load_before": load})
+            rows.append({"method": method, "failed": proc.stderr.strip().splitlines()[-1:], "wall_s": round(wall, 1),
+                         "load_before": load})
             continue
         metrics = json.loads((run_dir / "metrics.json").read_text())
         info = json.loads((run_dir / "run.json").read_text())
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                      "metrics": metrics})
         print(f"    {wall:.0f} s, acc_l1 {metrics['test/acc_l1']:.4f}, hvr {metrics['test/hvr']:.4f}", flush=True)
 
-    levels = sorted(int(k.split("acc_l")[1]) for k in next(r["metrics"] for r in rows if "metrics" in r) if k.startswith("test/acc_l"))
+    first = next(r["metrics"] for r in rows if "metrics" in r)
+    levels = sorted(int(k.split("acc_l")[1]) for k in first if k.startswith("test/acc_l"))
     head = ["method"] + [f"ACC^{k}" for k in levels] + ["HVR", "full-path acc", "hF1", "wall time (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         m = r["metrics"]
         cells = [r["method"]] + [f"{m[f'test/acc_l{k}']:.4f}" for k in levels]
-        cells += [f"{m['test/hvr']:.4f}", f"{m['test/full_path_acc']:.4f}", f"{m['test/hf1']:.4f}", f"{r['wall_s']:.0f}"]
+        cells += [f"{m['test/hvr']:.4f}", f"{m['test/full_path_acc']:.4f}", f"{m['test/hf1']:.4f}",
+                  f"{r['wall_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)

@@ -69,6 +69,6 @@ fit cifar-bf16-cl-loader8 120 "${cf[@]}" --epochs 1 --batch-size 128 --precision
 }
 
 # 3. the tests of those paths, with CUDA visible (needs pytest there)
-step tests 150 "$OUT/tests.txt" "$PY" -m pytest -q -x -p no:cacheprovider tests/test_gpu.py tests/test_augment.py tests/test_precision.py tests/test_hcal_components.py
+step tests 150 "$OUT/tests.txt" "$PY" -m pytest -q -x -p no:cacheprovider tests/unit/methods/test_hcal_gpu.py tests/unit/test_augment.py tests/e2e/test_fit_options.py tests/unit/engine/test_module.py tests/unit/methods/test_hcal.py
 rm -rf "$RUNS"
 cat "$OUT/summary.txt"

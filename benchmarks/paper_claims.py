@@ -83,7 +83,7 @@ def ablation_claims(folder: Path) -> list[str]:
                 if s_off[component] or not s_on[component]:
                     continue
                 # a pair differs in this component alone (the paper's single-task row pairs with MTL+FA+PP)
-                if any(s_on[k] != s_off[k] for k in s_on if k != component):
+                if any(s_on.get(k) != s_off.get(k) for k in {*s_on, *s_off} if k != component):
                     continue
                 cells = []
                 for c in columns:

@@ -1,18 +1,63 @@
-"""The ``hcal`` command line: fit, test, predict, and listings of every registry."""
+"""The ``hcal`` command line: fit, test, predict, the experiments, visualize, and listings of every registry.
+
+Every option that is a :class:`~hcal.config.Config` field (all of ``fit``'s; ``--decode``,
+``--device``, ``--limit-batches``, ... of the other commands) is declared from its field: its type,
+help, default and check come from ``config.py``. The process-wide settings of a command-line run,
+quieter Lightning logs and warnings, are made here (:func:`main`), never by the library.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
 from . import __version__
-from .config import Config, check_option, describe_allowed, load_yaml, option_fields
+from .backbones import BACKBONES
+from .config import (
+    Config,
+    check_option,
+    describe_allowed,
+    flag,
+    load_yaml,
+    option_field,
+    option_fields,
+    sweepable_options,
+)
+from .datasets import DATASETS
+from .engine import evaluate, fit, predict
+from .engine.rundir import resume_config
 from .errors import ConfigError, HcalError
+from .experiments import DEFAULT_ABLATIONS, ablation, compare, sweep, visualize
+from .methods import METHODS
+from .weighting import WEIGHTINGS
 
 __all__ = ["main", "build_parser"]
+
+LIGHTNING_NOISE = (
+    ".*does not have many workers.*",
+    ".*Experiment logs directory.*exists and is not empty.*",
+    ".*Checkpoint directory .* exists and is not empty.*",
+    ".*The number of training batches .* is smaller than the logging interval.*",
+    ".*on_epoch=True.* not.*",
+    ".*GPU available but not used.*",
+    ".*You are using `torch.load` with `weights_only=False`.*",
+    ".*isinstance.treespec, LeafSpec.*",
+    ".*It is recommended to use `self.log\\(.*sync_dist=True.*",  # torchmetrics already synced them
+)
+
+
+def _quiet_lightning() -> None:
+    """Lightning's INFO lines and the warnings that do not concern an hcal user, off for this process."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in LIGHTNING_NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,10 +65,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _dataset_arg(text: str) -> tuple[str, Any]:
@@ -56,22 +97,29 @@ def _floats(text: str) -> list[float]:
     return _split(text, float, "numbers")
 
 
-def _add_config_options(parser: argparse.ArgumentParser, skip: set[str] = frozenset()) -> None:
-    for f in option_fields():
-        if f.name in skip:
-            continue
-        kind, meta = f.metadata["kind"], f.metadata
-        default = f.default if f.name != "dataset_args" else {}
-        help_text = f"{meta['help']} [{describe_allowed(f)}; default: {default}]"
-        if kind is bool:
-            parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_text)
-        elif kind is dict:
-            parser.add_argument("--dataset-arg", dest=f.name, action="append", type=_dataset_arg,
-                                metavar="KEY=VALUE", default=argparse.SUPPRESS, help=help_text)
-        else:
-            parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=argparse.SUPPRESS,
-                                metavar=f.name.upper(), help=help_text)
+def _add_option(parser: argparse.ArgumentParser, name: str, help: str | None = None, default: Any = None) -> None:
+    """The flag of Config field ``name``; another command than fit gives its own ``help`` (and ``default``)."""
+    f = option_field(name)
+    kind = f.metadata["kind"]
+    if help is None:  # fit's options: the field's own help and default
+        text = f"{f.metadata['help']} [{describe_allowed(f)}; default: {'{}' if kind is dict else f.default}]"
+    else:  # another command's: its help says what an unset option means
+        text = f"{help} [{describe_allowed(f)}{'' if default is None else f'; default: {default}'}]"
+    common = {"dest": name, "default": argparse.SUPPRESS if default is None else default, "help": text}
+    if kind is bool:
+        parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, **common)
+    elif kind is dict:
+        parser.add_argument(flag(name), action="append", type=_dataset_arg, metavar="KEY=VALUE", **common)
+    else:
+        parser.add_argument(flag(name), type=kind, metavar=name.upper(), **common)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Config-field options given (or defaulted by the command), each checked as config.py checks it."""
+    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
+    if "dataset_args" in given:
+        given["dataset_args"] = dict(given["dataset_args"])
+    return {name: check_option(name, value, flag(name)) for name, value in given.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     debug = {"action": "store_true", "default": argparse.SUPPRESS, "help": "show full tracebacks on errors"}
+    every_option = [f.name for f in option_fields()]
 
     fit = sub.add_parser("fit", help="train a model, select it on validation, test it once",
                          description="Train, select the best epoch on the validation split, evaluate once on test.")
@@ -87,16 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run in --run-dir")
     fit.add_argument("--debug", **debug)
-    _add_config_options(fit)
+    for name in every_option:
+        _add_option(fit, name)
 
     test = sub.add_parser("test", help="evaluate a checkpoint on a test set",
                           description="Evaluate a checkpoint on its dataset's test split (or another dataset's).")
     test.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file (RUN_DIR/checkpoints/best.ckpt)")
-    test.add_argument("--dataset", help="dataset name (default: the checkpoint's)")
-    test.add_argument("--data-dir", help="dataset folder (default: the checkpoint's)")
-    test.add_argument("--decode", choices=("nearest", "consistent"), help="decoding (default: the checkpoint's)")
-    test.add_argument("--limit-batches", type=int, metavar="N", help="evaluate at most N batches")
-    test.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to evaluate")
+    _add_option(test, "dataset", "dataset name (default: the checkpoint's)")
+    _add_option(test, "data_dir", "dataset folder (default: the checkpoint's)")
+    _add_option(test, "decode", "decoding (default: the checkpoint's)")
+    _add_option(test, "limit_batches", "evaluate at most N batches")
+    _add_option(test, "device", "where to evaluate", default="auto")
     test.add_argument("--output", metavar="FILE.json", help="also write the metrics to this JSON file")
     test.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     test.add_argument("--debug", **debug)
@@ -107,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file")
     pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files/folders, or .npy files")
     pred.add_argument("--output", metavar="FILE.csv", help="write the CSV here (default: print it)")
-    pred.add_argument("--decode", choices=("nearest", "consistent"), help="decoding (default: the checkpoint's)")
-    pred.add_argument("--batch-size", type=int, default=256, help="inputs per forward pass")
+    _add_option(pred, "decode", "decoding (default: the checkpoint's)")
+    _add_option(pred, "batch_size", "inputs per forward pass", default=256)
     pred.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     pred.add_argument("--debug", **debug)
 
@@ -117,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--debug", **debug)
     kinds = exp.add_subparsers(dest="experiment", required=True, metavar="KIND", parser_class=_Parser)
     comp = kinds.add_parser("compare", help="methods x seeds, a table like the paper's Table 1")
-    comp.add_argument("--methods", type=_names, default=["hcal"], metavar="A,B,...", help="methods (hcal methods lists them)")
+    comp.add_argument("--methods", type=_names, default=["hcal"], metavar="A,B,...",
+                      help="methods (hcal methods lists them)")
     abl = kinds.add_parser("ablation", help="HCAL's components on/off, a table like the paper's Table 2")
     abl.add_argument("--configs", type=_names, metavar="A,B,...", help="configurations (default: the eight of Table 2)")
     for p in (comp, abl):
@@ -126,24 +177,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print published rows beside: a CSV with 'label' and metric columns in %% "
                             "(acc_l1, acc_l2, ..., hvr, full_path_acc, hf1)")
     swp = kinds.add_parser("sweep", help="one hyper-parameter over values (the paper's Fig. 5)")
-    swp.add_argument("--param", required=True, choices=("gamma", "epsilon", "tau"), help="what to sweep")
+    swp.add_argument("--param", required=True, choices=sweepable_options(), help="what to sweep")
     swp.add_argument("--values", required=True, type=_floats, metavar="V1,V2,...", help="the values")
     for p in (comp, abl, swp):
         p.add_argument("--seeds", type=_ints, default=[0, 1, 2], metavar="S1,S2,...", help="seeds (default 0,1,2)")
         p.add_argument("--out", metavar="DIR", help="output folder (default: experiments/<kind>-<dataset>)")
         p.add_argument("--config", metavar="FILE.yaml", help="YAML of the shared options")
         p.add_argument("--debug", **debug)
-        _add_config_options(p, skip={"method", "seed", "run_dir"})
+        for name in every_option:
+            if name not in ("method", "seed", "run_dir"):
+                _add_option(p, name)
 
     vis = sub.add_parser("visualize", help="t-SNE of test embeddings and prototypes (paper Fig. 6-7)",
                          description="t-SNE maps of test embeddings with each level's prototypes, at initialisation "
                                      "(checkpoints/init.ckpt) and after training; one PNG per level and one with all.")
-    vis.add_argument("--ckpt", required=True, metavar="PATH", help="trained checkpoint (RUN_DIR/checkpoints/best.ckpt)")
-    vis.add_argument("--init-ckpt", metavar="PATH", help="checkpoint at initialisation (default: init.ckpt beside --ckpt)")
-    vis.add_argument("--data-dir", help="dataset folder (default: the checkpoint's)")
+    vis.add_argument("--ckpt", required=True, metavar="PATH",
+                     help="trained checkpoint (RUN_DIR/checkpoints/best.ckpt)")
+    vis.add_argument("--init-ckpt", metavar="PATH", help="checkpoint at initialisation (default: init.ckpt beside "
+                                                         "--ckpt)")
+    _add_option(vis, "data_dir", "dataset folder (default: the checkpoint's)")
     vis.add_argument("--samples", type=int, default=2000, help="test samples to map (default 2000)")
     vis.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")
-    vis.add_argument("--seed", type=int, default=0, help="sample choice and t-SNE seed")
+    _add_option(vis, "seed", "sample choice and t-SNE seed")
     vis.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/figures)")
     vis.add_argument("--debug", **debug)
 
@@ -153,71 +208,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[Config, dict[str, Any]]:
-    """defaults < --config YAML < flags; also returns the flags given explicitly."""
-    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
-    if "dataset_args" in given:
-        given["dataset_args"] = dict(given["dataset_args"])
-    for name, value in given.items():
-        check_option(name, value, "--dataset-arg" if name == "dataset_args" else _flag(name))
-    base = load_yaml(args.config) if getattr(args, "config", None) else {}
-    return Config.from_dict({**base, **given}), given
-
-
-RESUME_MAY_CHANGE = {"progress"}
+def config_from_args(args: argparse.Namespace) -> Config:
+    """defaults < --config YAML < flags."""
+    base = load_yaml(args.config) if args.config else {}
+    return Config.from_dict({**base, **_options(args)})
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from .engine import fit
-
     if args.resume:
-        from pathlib import Path
-
         if args.config:
             raise ConfigError("--resume takes the run's own config.yaml; drop --config")
-        config_path = Path(args.resume) / "config.yaml"
-        if not config_path.is_file():
-            raise ConfigError(f"--resume {args.resume!r}: not a run directory (no config.yaml)")
-        saved = Config.from_dict(load_yaml(config_path), source=str(config_path))
-        _, given = config_from_args(argparse.Namespace(**{**vars(args), "config": None}))
-        differ = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and getattr(saved, k) != v]
-        if differ:
-            detail = ", ".join(f"{k}: run has {getattr(saved, k)!r}, flag gives {given[k]!r}" for k in differ)
-            raise ConfigError(f"--resume {args.resume!r}: flags disagree with the run's config ({detail})")
-        fit(saved.replace(**{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}), resume=args.resume)
+        fit(resume_config(args.resume, _options(args)), resume=args.resume)
         return 0
-    config, _ = config_from_args(args)
+    config = config_from_args(args)
     fit(config, overwrite=args.overwrite)
     return 0
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    from .engine import evaluate
-
-    if args.limit_batches is not None:
-        check_option("limit_batches", args.limit_batches, "--limit-batches")
-    evaluate(args.ckpt, dataset=args.dataset, data_dir=args.data_dir, decode=args.decode,
-             limit_batches=args.limit_batches, device=args.device, output=args.output, overwrite=args.overwrite)
+    evaluate(args.ckpt, output=args.output, overwrite=args.overwrite, **_options(args))
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .engine import predict
-
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
-    predict(args.ckpt, args.inputs, output=args.output, decode=args.decode, batch_size=args.batch_size,
-            overwrite=args.overwrite)
+    predict(args.ckpt, args.inputs, output=args.output, overwrite=args.overwrite, **_options(args))
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .backbones import BACKBONES
-    from .datasets import DATASETS
-    from .methods import METHODS
-    from .weighting import WEIGHTINGS
-
-    registry = {"methods": METHODS, "backbones": BACKBONES, "datasets": DATASETS, "weightings": WEIGHTINGS}[args.command]
+    registry = {"methods": METHODS, "backbones": BACKBONES, "datasets": DATASETS, "weightings": WEIGHTINGS}[
+        args.command]
     width = max(len(n) for n in registry.names())
     for entry in registry.entries():
         ref = f"  [{entry.reference}]" if entry.reference else ""
@@ -226,27 +246,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .experiments import ablation, compare, sweep
-    from .experiments.commands import DEFAULT_ABLATIONS
-
-    config, _ = config_from_args(args)
+    config = config_from_args(args)
     out = Path(args.out) if args.out else Path("experiments") / f"{args.experiment}-{config.dataset}"
     if args.experiment == "compare":
         compare(config, args.methods, args.seeds, out, paper=args.paper, reference=args.reference)
     elif args.experiment == "ablation":
-        ablation(config, args.configs or DEFAULT_ABLATIONS, args.seeds, out, paper=args.paper, reference=args.reference)
+        ablation(config, args.configs or DEFAULT_ABLATIONS, args.seeds, out, paper=args.paper,
+                 reference=args.reference)
     else:
         sweep(config, args.param, args.values, args.seeds, out)
     return 0
 
 
 def _cmd_visualize(args: argparse.Namespace) -> int:
-    from .experiments import visualize
-
     visualize(args.ckpt, init_ckpt=args.init_ckpt, out=args.out, samples=args.samples, perplexity=args.perplexity,
-              seed=args.seed, data_dir=args.data_dir)
+              **_options(args))
     return 0
 
 
@@ -254,25 +268,16 @@ COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict, "experi
             "visualize": _cmd_visualize}
 
 
-def _one_line(error: Exception) -> str:
-    """The message alone: a data-loader worker re-raises an error with the worker's traceback in its text."""
-    import re
-
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    if len(lines) <= 1:
-        return lines[0] if lines else type(error).__name__
-    return re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = COMMANDS.get(args.command, _cmd_list)
+    _quiet_lightning()
     try:
         return command(args)
     except HcalError as e:
         if args.debug:
             raise
-        print(f"hcal {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"hcal {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hcal {args.command}: interrupted", file=sys.stderr)
@@ -281,8 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"hcal {args.command}: internal error: {type(e).__name__}: {detail} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(f"hcal {args.command}: internal error: {type(e).__name__}: {detail} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
         return 1
 
 

@@ -18,12 +18,14 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Config", "load_yaml", "option_fields"]
+__all__ = ["Config", "load_yaml", "option_fields", "check_option", "describe_allowed", "sweepable_options", "flag"]
 
 
-def _opt(default: Any, help: str, *, check: str | None = None, choices: tuple | None = None, kind: type | None = None):
-    """A config field with its help text and value check (see ``_CHECKS``)."""
-    meta = {"help": help, "check": check, "choices": choices, "kind": kind}
+def _opt(default: Any, help: str, *, check: str | None = None, choices: tuple | None = None, kind: type | None = None,
+         sweep: bool = False):
+    """A config field with its help text and value check (see ``_CHECKS``); ``sweep``: ``hcal experiment sweep``
+    may vary it."""
+    meta = {"help": help, "check": check, "choices": choices, "kind": kind, "sweep": sweep}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -34,7 +36,7 @@ _CHECKS = {
     "non_negative": (lambda v: v >= 0, ">= 0"),
     "at_least_one": (lambda v: v >= 1, ">= 1"),
     "fraction": (lambda v: 0 < v < 1, "strictly between 0 and 1"),
-    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "unit_interval": (lambda v: 0 <= v < 1, "in [0, 1)"),
 }
 
 
@@ -42,47 +44,85 @@ _CHECKS = {
 class Config:
     # --- data
     dataset: str = _opt("fashion-mnist", "dataset name (hcal datasets lists them)", kind=str)
-    data_dir: str | None = _opt(None, "folder holding the dataset's files (default: the dataset's own lookup)", kind=str)
-    dataset_args: dict = _opt({}, "extra dataset options, KEY=VALUE (repeatable), e.g. --dataset-arg levels=4", kind=dict)
-    val_fraction: float = _opt(0.1, "fraction of the training set held out (seeded) for model selection", check="fraction", kind=float)
-    num_workers: int = _opt(0, "data-loader worker processes (0: load in the main process)", check="non_negative", kind=int)
-    augment_on: str = _opt("auto", "where small-image augmentation runs: per image in the loader, or per batch on the training device (auto: device on a GPU)", choices=("auto", "loader", "device"), kind=str)
+    data_dir: str | None = _opt(
+        None, "folder holding the dataset's files (default: the dataset's own lookup)", kind=str)
+    dataset_args: dict = _opt(
+        {}, "extra dataset options, KEY=VALUE (repeatable), e.g. --dataset-arg levels=4", kind=dict)
+    val_fraction: float = _opt(
+        0.1, "fraction of the training set held out (seeded) for model selection", check="fraction", kind=float)
+    num_workers: int = _opt(
+        0, "data-loader worker processes (0: load in the main process)", check="non_negative", kind=int)
+    augment_on: str = _opt(
+        "auto", "where small-image augmentation runs: per image in the loader, or per batch on the training "
+        "device (auto: device on a GPU)", choices=("auto", "loader", "device"), kind=str)
     # --- model
     method: str = _opt("hcal", "method name (hcal methods lists them)", kind=str)
-    backbone: str = _opt("auto", "backbone name (hcal backbones lists them); auto: the dataset's default", kind=str)
-    pretrained: str | None = _opt(None, "backbone weights: 'imagenet' (torch hub cache) or a .pth file", kind=str)
+    backbone: str = _opt(
+        "auto", "backbone name (hcal backbones lists them); auto: the dataset's default", kind=str)
+    pretrained: str | None = _opt(
+        None, "backbone weights: 'imagenet' (torch hub cache) or a .pth file", kind=str)
     embed_dim: int = _opt(256, "dimension d of the L2-normalised embedding", check="at_least_one", kind=int)
-    tau: float = _opt(0.1, "temperature of the prototype InfoNCE loss", check="positive", kind=float)
-    epsilon: float = _opt(0.01, "prototype perturbation half-width eps (PP)", check="non_negative", kind=float)
-    gamma: float = _opt(0.5, "AWA temperature gamma", check="positive", kind=float)
+    tau: float = _opt(0.1, "temperature of the prototype InfoNCE loss", check="positive", kind=float, sweep=True)
+    epsilon: float = _opt(
+        0.01, "prototype perturbation half-width eps (PP)", check="non_negative", kind=float, sweep=True)
+    gamma: float = _opt(0.5, "AWA temperature gamma", check="positive", kind=float, sweep=True)
     fa: bool = _opt(True, "feature aggregation: class means at coarse levels (off: per-sample coarse loss)", kind=bool)
     pp: bool = _opt(True, "prototype perturbation (off: eps = 0)", kind=bool)
-    awa: bool = _opt(True, "adaptive weight adjustment (off: fixed weights 1/m per level, the paper's ablation)", kind=bool)
+    awa: bool = _opt(
+        True, "adaptive weight adjustment (off: fixed weights 1/m per level, the paper's ablation)", kind=bool)
     mtl: bool = _opt(True, "one shared encoder for all levels (off: an independent model per level)", kind=bool)
-    proto_init_std: float = _opt(0.01, "standard deviation of the prototypes' normal initialisation (the authors' code: 0.01)", check="positive", kind=float)
+    proto_init_std: float = _opt(
+        0.01, "standard deviation of the prototypes' normal initialisation (the authors' code: 0.01)",
+        check="positive", kind=float)
+    fa_mode: str = _opt(
+        "means", "FA's coarse terms: class means (the paper), or means+samples (hcal's own: the average of the "
+        "class-mean and the per-sample InfoNCE at each coarse level)", choices=("means", "means+samples"), kind=str)
+    # --- baselines' hyper-parameters (the papers' defaults)
+    experts: int = _opt(3, "shared experts of the MMoE layer (mmoe, dmt)", check="at_least_one", kind=int)
+    cmt_lambda_dm: float = _opt(1.0, "weight of CMT's distribution-matching term", check="non_negative", kind=float)
+    cmt_lambda_sca: float = _opt(0.5, "weight of CMT's soft co-annotation term", check="non_negative", kind=float)
+    dwa_temperature: float = _opt(2.0, "DWA's temperature T", check="positive", kind=float)
+    gradnorm_alpha: float = _opt(1.5, "GradNorm's asymmetry alpha", check="non_negative", kind=float)
+    cagrad_c: float = _opt(
+        0.4, "CAGrad's c: the update's radius around the mean gradient, relative to its norm",
+        check="unit_interval", kind=float)
+    nashmtl_max_norm: float = _opt(1.0, "Nash-MTL's cap on the norm of the shared update", check="positive", kind=float)
     # --- optimisation
     epochs: int = _opt(10, "training epochs", check="at_least_one", kind=int)
     batch_size: int = _opt(32, "training batch size", check="at_least_one", kind=int)
     lr: float = _opt(0.01, "learning rate of the backbone and projection (SGD)", check="positive", kind=float)
     proto_lr: float = _opt(0.05, "learning rate of the level-1 (finest) prototypes", check="positive", kind=float)
-    proto_lr_growth: float = _opt(2.0, "prototype learning rate factor per level up (0.05, 0.1, 0.2, ...)", check="positive", kind=float)
-    momentum: float = _opt(0.9, "SGD momentum", check="momentum", kind=float)
+    proto_lr_growth: float = _opt(
+        2.0, "prototype learning rate factor per level up (0.05, 0.1, 0.2, ...)", check="positive", kind=float)
+    momentum: float = _opt(0.9, "SGD momentum", check="unit_interval", kind=float)
     weight_decay: float = _opt(1e-4, "SGD weight decay", check="non_negative", kind=float)
-    scheduler: str = _opt("none", "learning-rate schedule over epochs (none: constant, as the authors' code)", choices=("none", "cosine"), kind=str)
+    scheduler: str = _opt(
+        "none", "learning-rate schedule over epochs (none: constant, as the authors' code)",
+        choices=("none", "cosine"), kind=str)
     # --- evaluation
-    decode: str = _opt("nearest", "prediction: nearest prototype per level, or the best consistent path", choices=("nearest", "consistent"), kind=str)
-    monitor: str = _opt("val/acc_l1", "validation metric that selects the best checkpoint (higher is better, except val/hvr and val/loss)", kind=str)
+    decode: str = _opt(
+        "nearest", "prediction: nearest prototype per level, or the best consistent path",
+        choices=("nearest", "consistent"), kind=str)
+    monitor: str = _opt(
+        "val/acc_l1", "validation metric that selects the best checkpoint (higher is better, except the "
+        "violation rates val/hvr...)", kind=str)
     # --- engine
     seed: int = _opt(0, "random seed (data split, initialisation, data order, perturbation noise)", kind=int)
     deterministic: bool = _opt(False, "use deterministic algorithms (bit-for-bit repeatable on CPU)", kind=bool)
     device: str = _opt("auto", "where to train", choices=("auto", "cpu", "cuda"), kind=str)
     precision: str = _opt("32", "numeric precision", choices=("32", "bf16-mixed", "16-mixed"), kind=str)
-    devices: int = _opt(1, "devices (GPUs, or CPU processes) per node; > 1 trains with DDP", check="at_least_one", kind=int)
+    devices: int = _opt(
+        1, "devices (GPUs, or CPU processes) per node; > 1 trains with DDP", check="at_least_one", kind=int)
     num_nodes: int = _opt(1, "machines taking part in DDP training", check="at_least_one", kind=int)
-    strategy: str = _opt("auto", "distribution strategy (auto: ddp when devices x nodes > 1)", choices=("auto", "ddp"), kind=str)
-    channels_last: bool = _opt(False, "channels-last memory layout for image models (faster convolutions on GPUs)", kind=bool)
-    compile: bool = _opt(False, "torch.compile the training loss (backbone and head) and the prediction (first steps are slower while it compiles)", kind=bool)
-    limit_batches: int | None = _opt(None, "cap the batches of every train/val/test epoch (smoke runs)", check="at_least_one", kind=int)
+    strategy: str = _opt(
+        "auto", "distribution strategy (auto: ddp when devices x nodes > 1)", choices=("auto", "ddp"), kind=str)
+    channels_last: bool = _opt(
+        False, "channels-last memory layout for image models (faster convolutions on GPUs)", kind=bool)
+    compile: bool = _opt(
+        False, "torch.compile the training loss (backbone and head) and the prediction (first steps are slower "
+        "while it compiles)", kind=bool)
+    limit_batches: int | None = _opt(
+        None, "cap the batches of every train/val/test epoch (smoke runs)", check="at_least_one", kind=int)
     progress: bool = _opt(True, "show a progress bar", kind=bool)
     run_dir: str | None = _opt(None, "run directory (default: runs/<dataset>-<method>-<time>)", kind=str)
 
@@ -120,6 +160,24 @@ def _check_keys(data: dict[str, Any], source: str) -> None:
 
 def option_fields() -> list[dataclasses.Field]:
     return list(fields(Config))
+
+
+def option_field(name: str) -> dataclasses.Field:
+    return next(f for f in fields(Config) if f.name == name)
+
+
+def sweepable_options() -> tuple[str, ...]:
+    """The options ``hcal experiment sweep --param`` may vary."""
+    return tuple(f.name for f in fields(Config) if f.metadata["sweep"])
+
+
+def flag(name: str, value: Any = None) -> str:
+    """The command-line flag of option ``name``: ``--batch-size``; a switch given ``value`` False, ``--no-fa``."""
+    if name == "dataset_args":
+        return "--dataset-arg"
+    if value is False:
+        return "--no-" + name.replace("_", "-")
+    return "--" + name.replace("_", "-")
 
 
 def describe_allowed(f: dataclasses.Field) -> str:
@@ -167,7 +225,7 @@ def _check_value(f: dataclasses.Field, value: Any, where: str) -> Any:
 
 def check_option(name: str, value: Any, where: str) -> Any:
     """Check one option's value (used by the CLI to name the flag in messages)."""
-    return _check_value(next(f for f in fields(Config) if f.name == name), value, where)
+    return _check_value(option_field(name), value, where)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

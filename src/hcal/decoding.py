@@ -42,8 +42,8 @@ def decode(
         ``(preds, probs)``: ``(n, m)`` class indices, finest first, and ``(n, m)`` the softmax
         probability of each predicted class on its level.
     """
-    if len(logits) != hierarchy.depth:
-        raise ValueError(f"expected {hierarchy.depth} levels of logits, got {len(logits)}")
+    if len(logits) != hierarchy.num_levels:
+        raise ValueError(f"expected {hierarchy.num_levels} levels of logits, got {len(logits)}")
     log_probs = [torch.log_softmax(z.float(), dim=1) for z in logits]
     if mode == "nearest":
         preds = torch.stack([lp.argmax(dim=1) for lp in log_probs], dim=1)

@@ -8,6 +8,10 @@ the roots (level m), and a label tensor ``y`` of shape ``(n, m)`` holds ``y[:, 0
 
 A class name is unique within its level; the same name may appear on two levels (CIFAR-10's
 ``bird`` is both a level-2 and a level-1 class), so classes are addressed by (level, name).
+
+At about 350 lines this is the one module of hcal over 300: :class:`Hierarchy` is one cohesive
+structure (its constructors validate the tree once and build the index maps every query reads),
+and splitting the class across modules would scatter those invariants.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ class Hierarchy:
         leaf_paths: dict[str, tuple[str, ...]] = {}
         parent_of: list[dict[str, str]] = []  # per level (coarsest-first index), child -> parent
         order: list[dict[str, None]] = []  # per level (coarsest-first index), ordered set
-        depth = None
+        num_levels = None
         first = None
         for raw in paths:
             if isinstance(raw, str):
@@ -73,18 +77,18 @@ class Hierarchy:
                     f"a label path must be a sequence of class names, coarsest first, got the string {raw!r}"
                 )
             path = tuple(raw)
-            if depth is None:
-                depth, first = len(path), path
-                if depth < 2:
+            if num_levels is None:
+                num_levels, first = len(path), path
+                if num_levels < 2:
                     raise HierarchyError(
-                        f"path {_fmt_path(path)!r} has {depth} level(s); a hierarchy needs at least 2"
+                        f"path {_fmt_path(path)!r} has {num_levels} level(s); a hierarchy needs at least 2"
                     )
-                parent_of = [{} for _ in range(depth)]
-                order = [{} for _ in range(depth)]
-            elif len(path) != depth:
+                parent_of = [{} for _ in range(num_levels)]
+                order = [{} for _ in range(num_levels)]
+            elif len(path) != num_levels:
                 raise HierarchyError(
                     f"path {_fmt_path(path)!r} has {len(path)} levels but path {_fmt_path(first)!r} "
-                    f"has {depth}; every leaf must be at the same depth"
+                    f"has {num_levels}; every leaf must be at the same depth"
                 )
             for j, name in enumerate(path):
                 if not isinstance(name, str) or not name.strip():
@@ -93,16 +97,16 @@ class Hierarchy:
                 if j > 0:
                     known = parent_of[j].setdefault(name, path[j - 1])
                     if known != path[j - 1]:
-                        level = depth - j
+                        level = num_levels - j
                         raise HierarchyError(
                             f"class {name!r} (level {level}) has two parents: {known!r} and {path[j - 1]!r}"
                         )
             leaf_paths.setdefault(path[-1], path)
-        if depth is None:
+        if num_levels is None:
             raise HierarchyError("a hierarchy needs at least one label path; got none")
 
         if levels is not None:
-            order = self._check_levels(levels, order, depth)
+            order = self._check_levels(levels, order, num_levels)
 
         # Store finest first (paper numbering).
         coarse_first = [list(o) for o in order]
@@ -111,8 +115,8 @@ class Hierarchy:
             {name: i for i, name in enumerate(level)} for level in self._classes
         )
         parents = []
-        for k in range(depth - 1):  # finest-first level k, parent on level k + 1
-            j = depth - 1 - k  # coarsest-first index of level k
+        for k in range(num_levels - 1):  # finest-first level k, parent on level k + 1
+            j = num_levels - 1 - k  # coarsest-first index of level k
             parents.append(
                 tuple(self._index[k + 1][parent_of[j][name]] for name in self._classes[k])
             )
@@ -123,13 +127,13 @@ class Hierarchy:
 
     @staticmethod
     def _check_levels(
-        levels: Sequence[Sequence[str]], order: list[dict[str, None]], depth: int
+        levels: Sequence[Sequence[str]], order: list[dict[str, None]], num_levels: int
     ) -> list[dict[str, None]]:
-        if len(levels) != depth:
-            raise HierarchyError(f"'levels' lists {len(levels)} levels but the paths have {depth}")
+        if len(levels) != num_levels:
+            raise HierarchyError(f"'levels' lists {len(levels)} levels but the paths have {num_levels}")
         checked = []
         for j, names in enumerate(levels):
-            level = depth - j
+            level = num_levels - j
             if len(names) == 0:
                 raise HierarchyError(f"level {level} is empty; every level needs at least one class")
             seen: dict[str, None] = {}
@@ -211,15 +215,16 @@ class Hierarchy:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists only (safe for ``torch.load(weights_only=True)`` and JSON)."""
-        return {"paths": [list(p) for p in self.leaf_paths_named()], "levels": [list(c) for c in reversed(self._classes)]}
+        return {"paths": [list(p) for p in self.leaf_paths_named()],
+                "levels": [list(c) for c in reversed(self._classes)]}
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
 
     # ------------------------------------------------------------------ structure
     @property
-    def depth(self) -> int:
-        """Number of levels m."""
+    def num_levels(self) -> int:
+        """Number of levels (``m`` in the paper)."""
         return len(self._classes)
 
     @property
@@ -242,8 +247,8 @@ class Hierarchy:
 
     def ancestor_tensor(self, k: int, j: int) -> torch.Tensor:
         """For every class on level k, the index of its ancestor on level j >= k."""
-        if not 0 <= k <= j < self.depth:
-            raise IndexError(f"need 0 <= k <= j < {self.depth}, got k={k}, j={j}")
+        if not 0 <= k <= j < self.num_levels:
+            raise IndexError(f"need 0 <= k <= j < {self.num_levels}, got k={k}, j={j}")
         idx = torch.arange(self.sizes[k])
         for level in range(k, j):
             idx = self.parent_tensor(level)[idx]
@@ -251,7 +256,7 @@ class Hierarchy:
 
     def leaf_paths(self) -> torch.Tensor:
         """``(C_1, m)`` long tensor: row i is leaf i's class index on each level, finest first."""
-        return torch.stack([self.ancestor_tensor(0, j) for j in range(self.depth)], dim=1)
+        return torch.stack([self.ancestor_tensor(0, j) for j in range(self.num_levels)], dim=1)
 
     def leaf_paths_named(self) -> list[tuple[str, ...]]:
         """Every leaf's path of names, coarsest first, in leaf order."""
@@ -285,12 +290,12 @@ class Hierarchy:
                 raise HierarchyError(
                     f"label {path!r} is not a leaf of the hierarchy; known: {_short_list(self._classes[0])}"
                 ) from None
-        if len(path) != self.depth:
+        if len(path) != self.num_levels:
             raise HierarchyError(
-                f"label path {_fmt_path(path)!r} has {len(path)} levels; the hierarchy has {self.depth}"
+                f"label path {_fmt_path(path)!r} has {len(path)} levels; the hierarchy has {self.num_levels}"
             )
         idx = tuple(self.index(k, name) for k, name in enumerate(reversed(tuple(path))))
-        for k in range(self.depth - 1):
+        for k in range(self.num_levels - 1):
             if self._parents[k][idx[k]] != idx[k + 1]:
                 child = self._classes[k][idx[k]]
                 true_parent = self._classes[k + 1][self._parents[k][idx[k]]]
@@ -310,7 +315,7 @@ class Hierarchy:
             if row is None:
                 row = cache[key] = self.encode(key)
             rows.append(row)
-        return torch.tensor(rows, dtype=torch.long).reshape(len(rows), self.depth)
+        return torch.tensor(rows, dtype=torch.long).reshape(len(rows), self.num_levels)
 
     def decode(self, indices: Sequence[int]) -> tuple[str, ...]:
         """Names, coarsest first, of class indices given finest first."""
@@ -319,7 +324,7 @@ class Hierarchy:
     def is_consistent(self, indices: torch.Tensor) -> torch.Tensor:
         """Bool ``(n,)``: whether each row of finest-first indices is a path of the tree."""
         ok = torch.ones(indices.shape[0], dtype=torch.bool, device=indices.device)
-        for k in range(self.depth - 1):
+        for k in range(self.num_levels - 1):
             ok &= self.parent_tensor(k).to(indices.device)[indices[:, k]] == indices[:, k + 1]
         return ok
 
@@ -332,7 +337,7 @@ class Hierarchy:
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"level {k + 1}: {n}" for k, n in enumerate(self.sizes))
-        return f"Hierarchy({self.depth} levels; {sizes})"
+        return f"Hierarchy({self.num_levels} levels; {sizes})"
 
     def describe(self, max_children: int = 8) -> str:
         """An indented text tree, coarsest first."""
@@ -349,5 +354,5 @@ class Hierarchy:
                 lines.append("  " * (indent + 1) + f"... ({len(kids) - max_children} more)")
 
         for root in range(self.sizes[-1]):
-            walk(self.depth - 1, root, 0)
+            walk(self.num_levels - 1, root, 0)
         return "\n".join(lines)

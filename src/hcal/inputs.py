@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from torchvision.transforms import v2
+
 __all__ = ["InputSpec"]
 
 
@@ -46,15 +48,16 @@ class InputSpec:
             return f"{self.dim}-d feature vectors"
         return f"{self.size}x{self.size} {'grey' if self.channels == 1 else 'RGB'} images"
 
-    def eval_transform(self):
-        """From a PIL image to the ``(channels, size, size)`` uint8 tensor a model takes at evaluation.
+    def eval_geometry(self) -> v2.Compose:
+        """The evaluation geometry of images, on uint8 ``(C, H, W)`` tensors: resize of the shorter side
+        to ``resize`` (``size`` when 0), centre crop to ``size``. The test set and ``hcal predict``'s
+        inputs both go through it.
 
         Scaling to [0, 1] and normalising with ``mean``/``std`` are the model's first step
         (``HierarchicalModule.prepare_inputs``), batch-wise on its device.
         """
-        from torchvision.transforms import v2
+        return v2.Compose([v2.Resize(self.resize or self.size, antialias=True), v2.CenterCrop(self.size)])
 
-        steps = [v2.ToImage()]
-        steps.append(v2.Grayscale(1) if self.channels == 1 else v2.RGB())
-        steps += [v2.Resize(self.resize or self.size, antialias=True), v2.CenterCrop(self.size)]
-        return v2.Compose(steps)
+    def eval_transform(self) -> v2.Compose:
+        """From a PIL image to the ``(channels, size, size)`` uint8 tensor a model takes at evaluation."""
+        return v2.Compose([v2.ToImage(), v2.Grayscale(1) if self.channels == 1 else v2.RGB(), self.eval_geometry()])

@@ -12,7 +12,7 @@ from ..inputs import InputSpec
 from . import mlp, resnet, small_cnn  # noqa: F401  (registration)
 from ._base import BACKBONES
 
-__all__ = ["BACKBONES", "create_backbone", "list_backbones"]
+__all__ = ["BACKBONES", "create_backbone"]
 
 
 def create_backbone(name: str, spec: InputSpec, pretrained: str | None = None) -> nn.Module:
@@ -21,6 +21,3 @@ def create_backbone(name: str, spec: InputSpec, pretrained: str | None = None) -
         raise TypeError(f"backbone {name!r} must set an integer 'out_features'")
     return model
 
-
-def list_backbones() -> list[str]:
-    return BACKBONES.names()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..inputs import InputSpec
 from ._base import BACKBONES, check_input_kind
 
@@ -44,11 +45,10 @@ class SmallCNN(nn.Module):
         return self.head(tokens.transpose(1, 2).flatten(1))
 
 
-@BACKBONES.register("small-cnn", description="2-block CNN for small images such as 28x28 Fashion-MNIST", inputs=("image",))
+@BACKBONES.register("small-cnn", description="2-block CNN for small images such as 28x28 Fashion-MNIST",
+                    inputs=("image",))
 def small_cnn(spec: InputSpec, pretrained: str | None = None) -> SmallCNN:
     check_input_kind("small-cnn", spec, ("image",))
     if pretrained:
-        from ..errors import ConfigError
-
         raise ConfigError("backbone 'small-cnn' has no pretrained weights; drop --pretrained")
     return SmallCNN(spec.channels)

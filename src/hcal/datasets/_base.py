@@ -12,6 +12,9 @@ from ..inputs import InputSpec
 from ..registry import Registry
 
 DATASETS: Registry = Registry("dataset")
+"""Every dataset registers ``options={KEY: type}``: the ``--dataset-arg`` keys its factory takes as keywords."""
+
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -69,8 +72,24 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
-def parse_dataset_args(name: str, args: dict[str, Any], allowed: dict[str, type]) -> dict[str, Any]:
-    """Check ``--dataset-arg`` values against a dataset's accepted keys and types."""
+def split_index(sizes: dict[str, int], seed: int, val_fraction: float) -> dict[str, torch.Tensor]:
+    """Indices of each split over samples stored split after split (train, [val,] test); without
+    a val split, a seeded ``val_fraction`` of train."""
+    index: dict[str, torch.Tensor] = {}
+    offset = 0
+    for s in SPLITS:
+        if s in sizes:
+            index[s] = torch.arange(offset, offset + sizes[s])
+            offset += sizes[s]
+    if "val" not in index:
+        sub_train, sub_val = split_indices(len(index["train"]), val_fraction, seed)
+        index["train"], index["val"] = index["train"][sub_train], index["train"][sub_val]
+    return index
+
+
+def check_dataset_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Dataset ``name``'s ``--dataset-arg`` values checked against the keys and types it registered."""
+    allowed: dict[str, type] = DATASETS.get(name).extra.get("options", {})
     out = {}
     for key, value in args.items():
         if key not in allowed:

@@ -13,11 +13,11 @@ other format PIL reads. torchvision 0.29 marks these decoders deprecated in favo
 hcal silences that warning, uses them while torchvision has them and PIL otherwise. Either
 way samples are uint8 ``(C, H, W)`` tensors: scaling and normalisation happen batch-wise in the
 model (``HierarchicalModule.prepare_inputs``) from the input spec's mean and std, and the
-evaluation geometry is the input spec's own (``InputSpec.eval_transform``), so ``hcal predict``
-sees new images exactly as evaluation saw the test set.
+evaluation geometry is the input spec's own (``InputSpec.eval_geometry``), and ``hcal predict``
+reads new images with :func:`read_image_file`, so it sees them exactly as evaluation saw the test set.
 
-An image that cannot be read raises :class:`ImageReadError` (a :class:`~hcal.errors.DataError`)
-naming the file; hcal never silently skips data.
+An image that cannot be read raises :class:`~hcal.errors.ImageReadError` (a
+:class:`~hcal.errors.DataError`) naming the file; hcal never silently skips data.
 """
 
 from __future__ import annotations
@@ -31,21 +31,21 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from ..augment import PadCropFlip
-from ..errors import DataError
+from ..errors import ImageReadError
 from ..inputs import InputSpec
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "IN_MEMORY_MAX_SIZE",
-    "ImageReadError",
     "ImageFileDataset",
     "decode_image_bytes",
+    "read_file_bytes",
     "read_image_file",
-    "eval_geometry",
     "pad_crop_flip",
     "resized_crop_flip",
     "stack_images",
@@ -56,22 +56,6 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 IN_MEMORY_MAX_SIZE = 64  # images up to this side are decoded once at load and held in memory
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 GREY_MEAN, GREY_STD = (0.449,), (0.226,)
-MEMORY_LIMIT_BYTES = 16 * 2**30  # refuse to decode more than this into memory
-
-
-class ImageReadError(DataError):
-    """An image file that cannot be opened or decoded; the message names the file.
-
-    When the error happens inside a data-loader worker, PyTorch re-raises it in the main process
-    with the worker's whole traceback as the message; the constructor keeps only the original
-    one-line message so the command line can still print one line.
-    """
-
-    def __init__(self, message: str = "") -> None:
-        marker = f"{type(self).__name__}: "
-        if "Original Traceback" in message and marker in message:
-            message = message.rsplit(marker, 1)[1].strip().splitlines()[0]
-        super().__init__(message)
 
 
 def _bad_image(name: str, reason: str) -> ImageReadError:
@@ -117,8 +101,6 @@ def decode_image_bytes(data: bytes, name: str, channels: int = 3) -> torch.Tenso
                 return x
         except RuntimeError:
             pass  # a format torchvision does not decode: let PIL try (and explain)
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             arr = np.asarray(img.convert("RGB" if channels == 3 else "L"))
@@ -130,11 +112,6 @@ def decode_image_bytes(data: bytes, name: str, channels: int = 3) -> torch.Tenso
 
 def read_image_file(path: str | Path, channels: int = 3) -> torch.Tensor:
     return decode_image_bytes(read_file_bytes(path), str(path), channels)
-
-
-def eval_geometry(spec: InputSpec) -> v2.Compose:
-    """The geometric part of ``spec.eval_transform()`` on uint8 tensors: resize, centre crop."""
-    return v2.Compose([v2.Resize(spec.resize or spec.size, antialias=True), v2.CenterCrop(spec.size)])
 
 
 def pad_crop_flip(size: int, padding: int | None = None, rotation: float = 0.0) -> PadCropFlip:
@@ -158,15 +135,6 @@ def image_spec(size: int, channels: int = 3, mean=None, std=None, resize: int | 
     return InputSpec(kind="image", channels=channels, size=size, mean=mean, std=std, resize=resize)
 
 
-def check_memory(n: int, spec: InputSpec, where: str) -> None:
-    need = n * spec.channels * spec.size * spec.size
-    if need > MEMORY_LIMIT_BYTES:
-        raise DataError(
-            f"{where}: holding {n} decoded {spec.size}x{spec.size} images in memory needs {need / 2**30:.0f} GiB; "
-            "pass --dataset-arg in_memory=false (unpack an archive first) or a smaller --dataset-arg size"
-        )
-
-
 JPEG_MAGIC = b"\xff\xd8\xff"
 BATCH = 512
 
@@ -179,7 +147,8 @@ def _decode_batch(names: list[str], blobs: list[bytes], channels: int) -> list[t
         mode = _TVIO.ImageReadMode.RGB if channels == 3 else _TVIO.ImageReadMode.GRAY
         try:
             with _quiet_deprecation():
-                decoded = _TVIO.decode_jpeg([torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in jpegs], mode=mode)
+                buffers = [torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in jpegs]
+                decoded = _TVIO.decode_jpeg(buffers, mode=mode)
         except RuntimeError:
             decoded = None  # at least one is bad: decode one by one below to name it
         if decoded is not None:
@@ -203,7 +172,7 @@ def stack_images(
     one error names how many failed and the first of them. Returns the tensor and the seconds it took.
     """
     start = time.perf_counter()
-    geometry = eval_geometry(spec)
+    geometry = spec.eval_geometry()
     images: list[torch.Tensor] = []
     bad: list[str] = []
 
@@ -235,7 +204,8 @@ def stack_images(
         if len(bad) == 1:
             raise ImageReadError(bad[0])
         raise ImageReadError(f"{len(bad)} of {n} images cannot be read; the first: {bad[0]}")
-    return (torch.stack(images) if images else torch.empty((0, spec.channels, spec.size, spec.size), dtype=torch.uint8)), time.perf_counter() - start
+    empty = torch.empty((0, spec.channels, spec.size, spec.size), dtype=torch.uint8)
+    return (torch.stack(images) if images else empty), time.perf_counter() - start
 
 
 def read_file_bytes(path: str | Path) -> bytes:

@@ -71,7 +71,7 @@ class PathCollector:
 
 def encode_with(hierarchy: Hierarchy, paths: Sequence[Sequence[str]], rows: Sequence[int]) -> torch.Tensor:
     """``(n, m)`` finest-first targets: sample i has label path ``paths[rows[i]]``."""
-    table = hierarchy.encode_many(paths) if paths else torch.empty((0, hierarchy.depth), dtype=torch.long)
+    table = hierarchy.encode_many(paths) if paths else torch.empty((0, hierarchy.num_levels), dtype=torch.long)
     return table[torch.as_tensor(list(rows), dtype=torch.long)]
 
 
@@ -104,7 +104,8 @@ def read_hierarchy_file(path: str | Path) -> Hierarchy:
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise HierarchyError(f"hierarchy file {str(path)!r} cannot be read: {e}") from None
     if not collector.paths:
-        raise HierarchyError(f"hierarchy file {str(path)!r} has no rows; write one row per leaf: leaf,parent,grandparent,...")
+        raise HierarchyError(f"hierarchy file {str(path)!r} has no rows; write one row per leaf: "
+                             "leaf,parent,grandparent,...")
     try:
         return collector.hierarchy()
     except HierarchyError as e:

@@ -32,37 +32,39 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, HierarchyError
 from ..hierarchy import Hierarchy
-from ._base import DATASETS, DataBundle, parse_dataset_args, split_indices
-from ._images import ImageFileDataset, eval_geometry, image_spec, resized_crop_flip
+from ._base import DATASETS, DataBundle, split_index
+from ._image_bundle import ImageSamples, build_image_bundle, check_image_options
+from ._images import image_spec
 
 __all__ = ["locate_aircraft", "read_label_file"]
 
 LEVELS = ("manufacturer", "family", "variant")  # coarsest first
 CLASS_LISTS = {"manufacturer": "manufacturers.txt", "family": "families.txt", "variant": "variants.txt"}
 BANNER_PX = 20
-OPTIONS = {"levels": int, "train_split": str, "bbox": bool, "size": int, "verify": bool}
 
 
 def locate_aircraft(data_dir: str | None) -> Path:
     """The release's ``data`` folder (holding ``images/`` and the label files)."""
     if data_dir is None:
-        raise DataError("dataset 'fgvc-aircraft' needs --data-dir pointing at fgvc-aircraft-2013b (the official release, unpacked)")
+        raise DataError("dataset 'fgvc-aircraft' needs --data-dir pointing at fgvc-aircraft-2013b (the official "
+                        "release, unpacked)")
     root = Path(data_dir)
     if not root.exists():
         raise DataError(f"--data-dir {data_dir!r} does not exist")
     for candidate in (root, root / "data", root / "fgvc-aircraft-2013b" / "data"):
         if (candidate / "images_variant_test.txt").is_file() or (candidate / "images_family_test.txt").is_file():
             if not (candidate / "images").is_dir():
-                raise DataError(f"{candidate}: the label files are there but the images/ folder is missing; unpack the full release (2.6 GB), not only the annotations")
+                raise DataError(f"{candidate}: the label files are there but the images/ folder is missing; unpack the "
+                                "full release (2.6 GB), not only the annotations")
             return candidate
     raise DataError(
-        f"--data-dir {data_dir!r}: no FGVC-Aircraft release found (expected fgvc-aircraft-2013b/data/images_variant_test.txt "
-        "and data/images/); download fgvc-aircraft-2013b.tar.gz from https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/ and unpack it"
+        f"--data-dir {data_dir!r}: no FGVC-Aircraft release found (expected "
+        "fgvc-aircraft-2013b/data/images_variant_test.txt and data/images/); download fgvc-aircraft-2013b.tar.gz "
+        "from https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/ and unpack it"
     )
 
 
@@ -83,7 +85,8 @@ def read_label_file(path: Path) -> dict[str, tuple[str, int]]:
         if not name:
             raise DataError(f"{path}, line {n}: expected '<image id> <class name>', got {line.strip()!r}")
         if out.setdefault(image_id, (name, n))[0] != name:
-            raise DataError(f"{path}, line {n}: image {image_id} is labelled {name!r} here but {out[image_id][0]!r} on line {out[image_id][1]}")
+            raise DataError(f"{path}, line {n}: image {image_id} is labelled {name!r} here but {out[image_id][0]!r} on "
+                            f"line {out[image_id][1]}")
     if not out:
         raise DataError(f"{path} lists no images; the split needs at least one")
     return out
@@ -100,18 +103,67 @@ def read_boxes(path: Path) -> dict[str, tuple[int, int, int, int]]:
         try:
             xmin, ymin, xmax, ymax = (int(float(v)) for v in parts[1:])
         except ValueError:
-            raise DataError(f"{path}, line {n}: expected '<image id> xmin ymin xmax ymax', got {line.strip()!r}") from None
+            raise DataError(f"{path}, line {n}: expected '<image id> xmin ymin xmax ymax', got "
+                            f"{line.strip()!r}") from None
         if xmax < xmin or ymax < ymin:
-            raise DataError(f"{path}, line {n}: box ({xmin}, {ymin}, {xmax}, {ymax}) is empty (xmax < xmin or ymax < ymin)")
+            raise DataError(f"{path}, line {n}: box ({xmin}, {ymin}, {xmax}, {ymax}) is empty (xmax < xmin or ymax < "
+                            "ymin)")
         boxes[parts[0]] = (xmin - 1, ymin - 1, xmax, ymax)  # 1-based inclusive -> 0-based, exclusive end
     return boxes
 
 
 def _class_order(data: Path, level: str, seen: set[str]) -> list[str]:
     listed = data / CLASS_LISTS[level]
-    names = [l.strip() for l in listed.read_text(encoding="utf-8").splitlines() if l.strip()] if listed.is_file() else []
+    lines = listed.read_text(encoding="utf-8").splitlines() if listed.is_file() else []
+    names = [line.strip() for line in lines if line.strip()]
     order = [n for n in dict.fromkeys(names) if n in seen]
     return order + sorted(seen - set(order))
+
+
+def _read_splits(data: Path, level_names: tuple[str, ...], splits: list[str]):
+    """Per split the image ids and their label paths (coarsest first), every listed image checked to exist."""
+    images_dir = data / "images"
+    present = set(os.listdir(images_dir))
+    ids: dict[str, list[str]] = {}
+    names: dict[str, list[tuple[str, ...]]] = {}
+    finest = level_names[-1]
+    for split in splits:
+        files = {level: data / f"images_{level}_{split}.txt" for level in level_names}
+        tables = {level: read_label_file(f) for level, f in files.items()}
+        ids[split] = list(tables[finest])
+        for level in level_names[:-1]:
+            extra = [i for i in tables[level] if i not in tables[finest]]
+            missing = [i for i in tables[finest] if i not in tables[level]]
+            if missing or extra:
+                i, f = (missing[0], files[level]) if missing else (extra[0], files[finest])
+                raise DataError(f"{f}: image {i} is not listed there but is in the other {split} label files; "
+                                "every image needs a label on each level")
+        names[split] = [tuple(tables[level][i][0] for level in level_names) for i in ids[split]]
+        absent = [i for i in ids[split] if f"{i}.jpg" not in present]
+        if absent:
+            more = f" ({len(absent)} listed images are missing)" if len(absent) > 1 else ""
+            raise DataError(f"{images_dir / (absent[0] + '.jpg')} is missing (listed in {files[finest]}){more}; "
+                            "unpack the full release again")
+    return ids, names
+
+
+def _hierarchy(data: Path, level_names: tuple[str, ...], ids, names) -> Hierarchy:
+    """The tree of the label files; a class under two parents names both images."""
+    parent_at: list[dict[str, tuple[str, str]]] = [{} for _ in level_names]
+    for split in ids:
+        for image_id, path in zip(ids[split], names[split]):
+            for j in range(1, len(level_names)):
+                known = parent_at[j].setdefault(path[j], (path[j - 1], image_id))
+                if known[0] != path[j - 1]:
+                    raise HierarchyError(
+                        f"{data}/images_{level_names[j]}_{split}.txt: {level_names[j]} {path[j]!r} is under "
+                        f"{level_names[j - 1]} "
+                        f"{path[j - 1]!r} for image {image_id} but under {known[0]!r} for image {known[1]}; "
+                        "the label files disagree, unpack them again"
+                    )
+    distinct = list(dict.fromkeys(p for split in ids for p in names[split]))
+    order = [_class_order(data, level, {p[j] for p in distinct}) for j, level in enumerate(level_names)]
+    return Hierarchy(distinct, levels=order)
 
 
 @DATASETS.register(
@@ -119,96 +171,53 @@ def _class_order(data: Path, level: str, seen: set[str]) -> list[str]:
     description="FGVC-Aircraft 2013b, 3 levels: 30 manufacturers > 70 families > 100 variants (levels=2: family "
     "> manufacturer); banner removed; train_split=trainval|train, bbox=true",
     reference="Maji et al. 2013",
+    options={"levels": int, "train_split": str, "bbox": bool, "size": int, "verify": bool},
 )
-def fgvc_aircraft(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
-    opts = parse_dataset_args("fgvc-aircraft", args, OPTIONS)
-    n_levels = opts.get("levels", 3)
-    if n_levels not in (2, 3):
-        raise ConfigError(f"dataset 'fgvc-aircraft': levels={n_levels}; use 3 (variant > family > manufacturer) or 2 (family > manufacturer)")
-    train_split = opts.get("train_split", "trainval")
+def fgvc_aircraft(
+    data_dir: str | None = None,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    levels: int = 3,
+    train_split: str = "trainval",
+    bbox: bool = False,
+    size: int = 224,
+    verify: bool = False,
+) -> DataBundle:
+    if levels not in (2, 3):
+        raise ConfigError(f"dataset 'fgvc-aircraft': levels={levels}; use 3 (variant > family > manufacturer) "
+                          "or 2 (family > manufacturer)")
     if train_split not in ("trainval", "train"):
-        raise ConfigError(f"dataset 'fgvc-aircraft': train_split={train_split!r}; use trainval (val carved from it) or train (official val)")
-    size = opts.get("size", 224)
-    if size < 8:
-        raise ConfigError(f"dataset 'fgvc-aircraft': size={size} is too small; use N >= 8")
+        raise ConfigError(f"dataset 'fgvc-aircraft': train_split={train_split!r}; use trainval (val carved from it) "
+                          "or train (official val)")
+    check_image_options("fgvc-aircraft", size, 3)
     start = time.perf_counter()
     data = locate_aircraft(data_dir)
-    levels = LEVELS[-n_levels:] if n_levels == 3 else LEVELS[:2]
+    level_names = LEVELS if levels == 3 else LEVELS[:2]
     splits = [train_split] + (["val"] if train_split == "train" else []) + ["test"]
-
-    images_dir = data / "images"
-    present = {f for f in os.listdir(images_dir)}
-    ids: dict[str, list[str]] = {}
-    names: dict[str, list[tuple[str, ...]]] = {}
-    for split in splits:
-        files = {level: data / f"images_{level}_{split}.txt" for level in levels}
-        tables = {level: read_label_file(f) for level, f in files.items()}
-        finest = levels[-1]
-        ids[split] = list(tables[finest])
-        for level in levels[:-1]:
-            extra = [i for i in tables[level] if i not in tables[finest]]
-            missing = [i for i in tables[finest] if i not in tables[level]]
-            if missing or extra:
-                i, f = (missing[0], files[level]) if missing else (extra[0], files[finest])
-                raise DataError(f"{f}: image {i} is not listed there but is in the other {split} label files; every image needs a label on each level")
-        names[split] = [tuple(tables[level][i][0] for level in levels) for i in ids[split]]
-        absent = [i for i in ids[split] if f"{i}.jpg" not in present]
-        if absent:
-            more = f" ({len(absent)} listed images are missing)" if len(absent) > 1 else ""
-            raise DataError(f"{images_dir / (absent[0] + '.jpg')} is missing (listed in {files[finest]}){more}; unpack the full release again")
-
-    parent_at: list[dict[str, tuple[str, str]]] = [{} for _ in levels]
-    for split in splits:
-        for image_id, path in zip(ids[split], names[split]):
-            for j in range(1, len(levels)):
-                known = parent_at[j].setdefault(path[j], (path[j - 1], image_id))
-                if known[0] != path[j - 1]:
-                    raise HierarchyError(
-                        f"{data}/images_{levels[j]}_{split}.txt: {levels[j]} {path[j]!r} is under {levels[j - 1]} {path[j - 1]!r} "
-                        f"for image {image_id} but under {known[0]!r} for image {known[1]}; the label files disagree, unpack them again"
-                    )
-    all_paths = [p for s in splits for p in names[s]]
-    order = [_class_order(data, level, {p[j] for p in all_paths}) for j, level in enumerate(levels)]
-    hierarchy = Hierarchy(dict.fromkeys(all_paths), levels=order)
-    table = {p: row for p, row in zip(dict.fromkeys(all_paths), hierarchy.encode_many(list(dict.fromkeys(all_paths))))}
-
+    ids, names = _read_splits(data, level_names, splits)
+    hierarchy = _hierarchy(data, level_names, ids, names)
     all_ids = [i for s in splits for i in ids[s]]
-    files = [str(images_dir / f"{i}.jpg") for i in all_ids]
-    targets = torch.stack([table[p] for p in all_paths])
     boxes = None
-    if opts.get("bbox", False):
+    if bbox:
         box_file = data / "images_box.txt"
         known_boxes = read_boxes(box_file)
         missing = [i for i in all_ids if i not in known_boxes]
         if missing:
-            raise DataError(f"{box_file}: no box for image {missing[0]} ({len(missing)} images lack one); drop bbox=true or unpack the release again")
+            raise DataError(f"{box_file}: no box for image {missing[0]} ({len(missing)} images lack one); "
+                            "drop bbox=true or unpack the release again")
         boxes = torch.tensor([known_boxes[i] for i in all_ids], dtype=torch.long)
-
-    index, offset = {}, 0
-    for split in splits:
-        index[split] = torch.arange(offset, offset + len(ids[split]))
-        offset += len(ids[split])
-    if train_split == "trainval":
-        sub_train, sub_val = split_indices(len(index["trainval"]), val_fraction, seed)
-        index["train"], index["val"] = index["trainval"][sub_train], index["trainval"][sub_val]
-
-    spec = image_spec(size, 3, resize=round(size * 256 / 224))
-    train_tf, eval_tf = resized_crop_flip(size), eval_geometry(spec)
-    names_arr = np.array(files)
-    if opts.get("verify", False):
-        ImageFileDataset(names_arr, targets, None, None, 3, boxes, BANNER_PX).verify()
-
-    def part(split: str, transform) -> ImageFileDataset:
-        return ImageFileDataset(names_arr, targets, index[split], transform, 3, boxes, BANNER_PX)
-
-    return DataBundle(
-        name="fgvc-aircraft",
-        hierarchy=hierarchy,
-        input_spec=spec,
-        train=part("train", train_tf),
-        val=part("val", eval_tf),
-        test=part("test", eval_tf),
-        default_backbone="resnet18",
-        source=f"{data}, {' > '.join(levels)}, train split {train_split}{', bounding boxes' if boxes is not None else ''}, "
-        f"{len(files)} images indexed in {time.perf_counter() - start:.1f} s",
+    # trainval (or train) is stored as the training split: without val, the validation split is carved from it
+    sizes = {"train" if s == train_split else s: len(ids[s]) for s in splits}
+    samples = ImageSamples(
+        names=[str(data / "images" / f"{i}.jpg") for i in all_ids],
+        targets=hierarchy.encode_many([p for s in splits for p in names[s]]),
+        index=split_index(sizes, seed, val_fraction),
+        root=str(data),
+        boxes=boxes,
+        crop_bottom=BANNER_PX,
     )
+    source = f"{data}, {' > '.join(level_names)}, train split {train_split}{', bounding boxes' if bbox else ''}"
+    spec = image_spec(size, 3, resize=round(size * 256 / 224))
+    return build_image_bundle("fgvc-aircraft", samples, hierarchy, spec, source=source, in_memory=False,
+                              verify=verify, default_backbone="resnet18", start=start)

@@ -5,7 +5,8 @@ horse}. Level 2: sky = {airplane}, water = {ship}, road = {automobile, truck}, b
 reptile = {frog}, pet = {cat, dog}, medium = {deer, horse}. Level 1: the ten classes (``bird`` is
 a class on levels 1 and 2).
 
-A preset of the ``folder`` dataset, layout (b) with this hierarchy built in: ``--data-dir`` is a
+A preset of the ``folder`` dataset (its loader, :mod:`hcal.datasets._image_folder`), layout (b) with
+this hierarchy built in: ``--data-dir`` is a
 folder ``train/<class>/*.jpg``, ``test/<class>/*.jpg`` (e.g. the CIFAR-10 JPEG folders), or a
 ``.tar``/``.tar.gz`` of it, read in one sequential pass without unpacking. The 60,000 images are
 decoded once at load into one uint8 tensor (about 180 MB; a few seconds) and served from memory.
@@ -17,8 +18,8 @@ Default backbone ``resnet18-cifar``; ``--dataset-arg size=N`` resizes (default 3
 from __future__ import annotations
 
 from ..hierarchy import Hierarchy
-from ._base import DATASETS, DataBundle, parse_dataset_args
-from .folder import load_image_folder
+from ._base import DATASETS, DataBundle
+from ._image_folder import load_image_folder
 
 __all__ = ["CIFAR10_PATHS", "cifar10_hierarchy"]
 
@@ -54,9 +55,9 @@ def cifar10_hierarchy() -> Hierarchy:
     "cifar10",
     description="CIFAR-10 from JPEG folders or their .tar.gz, 3 levels: 2 > 7 > 10 (B-CNN hierarchy); --data-dir ROOT",
     reference="Krizhevsky 2009; hierarchy: Zhu & Bain 2017 (B-CNN)",
+    options={"size": int},
 )
-def cifar10(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
-    opts = parse_dataset_args("cifar10", args, {"size": int})
+def cifar10(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, size: int = 32) -> DataBundle:
     return load_image_folder(
         data_dir,
         name="cifar10",
@@ -64,7 +65,7 @@ def cifar10(data_dir: str | None = None, *, seed: int = 0, val_fraction: float =
         val_fraction=val_fraction,
         hierarchy=cifar10_hierarchy(),
         hierarchy_source="the cifar10 preset's hierarchy",
-        size=opts.get("size", 32),
+        size=size,
         in_memory=True,
         mean=MEAN,
         std=STD,

@@ -32,7 +32,7 @@ import torch
 from ..errors import DataError, HierarchyError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
-from ._base import DATASETS, DataBundle, TensorDataset, parse_dataset_args, split_indices
+from ._base import DATASETS, DataBundle, TensorDataset, split_indices
 from ._images import pad_crop_flip
 
 __all__ = ["load_cifar_pickle", "locate_cifar100"]
@@ -81,15 +81,19 @@ def load_cifar_pickle(path: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             data = _NumpyOnlyUnpickler(io.BufferedReader(fh), encoding="latin1").load()
     except FileNotFoundError:
-        raise DataError(f"{path} does not exist; the CIFAR-100 python release has train, test and meta in {FOLDER}/") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, OSError) as e:
+        raise DataError(f"{path} does not exist; the CIFAR-100 python release has train, test and meta in "
+                        f"{FOLDER}/") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError,
+            OSError) as e:
         raise DataError(f"{path} is not a CIFAR-100 python-release file ({e}); fetch it again from {URL}") from None
     if not isinstance(data, dict):
-        raise DataError(f"{path} holds a {type(data).__name__}, not the dict of a CIFAR-100 file; fetch it again from {URL}")
+        raise DataError(f"{path} holds a {type(data).__name__}, not the dict of a CIFAR-100 file; fetch it again from "
+                        f"{URL}")
     out = {_text(k): v for k, v in data.items()}
     for key, value in out.items():
         if isinstance(value, np.ndarray) and value.dtype == object:
-            raise DataError(f"{path}: {key!r} is an array of Python objects, which a CIFAR file never holds; fetch it again from {URL}")
+            raise DataError(f"{path}: {key!r} is an array of Python objects, which a CIFAR file never holds; fetch it "
+                            f"again from {URL}")
     return out
 
 
@@ -101,7 +105,7 @@ def _find(folder: Path) -> Path | None:
 
 
 def _download(root: Path) -> Path:
-    from torchvision.datasets import CIFAR100
+    from torchvision.datasets import CIFAR100  # deferred: only a download needs torchvision.datasets
 
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
@@ -124,7 +128,8 @@ def _download(root: Path) -> Path:
 def locate_cifar100(data_dir: str | None, download: bool) -> Path:
     root = Path(data_dir) if data_dir is not None else Path.home() / ".cache" / "hcal"
     if data_dir is not None and root.exists() and not root.is_dir():
-        raise DataError(f"--data-dir {data_dir!r} is a file; give the {FOLDER} folder (holding train, test, meta) or its parent")
+        raise DataError(f"--data-dir {data_dir!r} is a file; give the {FOLDER} folder (holding train, test, meta) or "
+                        "its parent")
     found = _find(root) if root.is_dir() else None
     if found is not None:
         return found
@@ -136,10 +141,12 @@ def locate_cifar100(data_dir: str | None, download: bool) -> Path:
     )
 
 
-def _split_arrays(path: Path, d: dict[str, Any], n_fine: int, n_coarse: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _split_arrays(path: Path, d: dict[str, Any], n_fine: int, n_coarse: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for key in ("data", "fine_labels", "coarse_labels"):
         if key not in d:
-            raise DataError(f"{path}: missing key {key!r} (has {sorted(d)}); this is not a CIFAR-100 python-release file")
+            raise DataError(f"{path}: missing key {key!r} (has {sorted(d)}); this is not a CIFAR-100 python-release "
+                            "file")
     try:
         data = np.asarray(d["data"])
         fine = np.asarray(d["fine_labels"], dtype=np.int64)
@@ -165,14 +172,16 @@ def _split_arrays(path: Path, d: dict[str, Any], n_fine: int, n_coarse: int) -> 
     "cifar100",
     description="CIFAR-100 python release, 2 levels: 20 superclasses > 100 classes; --dataset-arg download=true",
     reference="Krizhevsky 2009",
+    options={"download": bool},
 )
-def cifar100(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
-    opts = parse_dataset_args("cifar100", args, {"download": bool})
-    folder = locate_cifar100(data_dir, opts.get("download", False))
+def cifar100(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, download: bool = False
+             ) -> DataBundle:
+    folder = locate_cifar100(data_dir, download)
     meta = load_cifar_pickle(folder / "meta")
     for key in ("fine_label_names", "coarse_label_names"):
         if key not in meta:
-            raise DataError(f"{folder / 'meta'}: missing key {key!r} (has {sorted(meta)}); fetch the release again from {URL}")
+            raise DataError(f"{folder / 'meta'}: missing key {key!r} (has {sorted(meta)}); fetch the release again "
+                            f"from {URL}")
     fine_names = [_text(n) for n in meta["fine_label_names"]]
     coarse_names = [_text(n) for n in meta["coarse_label_names"]]
     arrays = {s: _split_arrays(folder / s, load_cifar_pickle(folder / s), len(fine_names), len(coarse_names))
@@ -184,7 +193,8 @@ def cifar100(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
         for f, c in pairs.tolist():
             if parent.setdefault(f, c) != c:
                 raise HierarchyError(
-                    f"{folder / split}: fine class {fine_names[f]!r} has two coarse classes, {coarse_names[parent[f]]!r} "
+                    f"{folder / split}: fine class {fine_names[f]!r} has two coarse classes, "
+                    f"{coarse_names[parent[f]]!r} "
                     f"and {coarse_names[c]!r}; the files are damaged, fetch them again from {URL}"
                 )
     fines = sorted(parent)

@@ -23,7 +23,7 @@ from ..augment import PadCropFlip
 from ..errors import DataError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
-from ._base import DATASETS, DataBundle, TensorDataset, parse_dataset_args, split_indices
+from ._base import DATASETS, DataBundle, TensorDataset, split_indices
 
 __all__ = ["FASHION_MNIST_PATHS", "fashion_mnist_hierarchy", "read_idx"]
 
@@ -94,7 +94,7 @@ def _find(folder: Path) -> dict[str, Path] | None:
 
 
 def _download(root: Path) -> dict[str, Path]:
-    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import FashionMNIST  # deferred: only a download needs torchvision.datasets
 
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
@@ -105,7 +105,8 @@ def _download(root: Path) -> dict[str, Path]:
     except Exception as e:
         raise DataError(
             f"Fashion-MNIST was not found and could not be downloaded ({type(e).__name__}: {e}). Install the "
-            f"package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or put {', '.join(FILES.values())} "
+            "package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or put "
+            f"{', '.join(FILES.values())} "
             f"(.gz or not) into a folder and pass --data-dir FOLDER"
         ) from None
     finally:
@@ -138,8 +139,7 @@ def locate_files(data_dir: str | None) -> dict[str, Path]:
     description="Fashion-MNIST, 70k 28x28 grey images, 3 levels: 2 > 6 > 10 (Seo & Shin, 2019)",
     reference="Xiao et al. 2017; hierarchy: Seo & Shin 2019",
 )
-def fashion_mnist(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
-    parse_dataset_args("fashion-mnist", args, {})
+def fashion_mnist(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1) -> DataBundle:
     files = locate_files(data_dir)
     arrays = {k: read_idx(p) for k, p in files.items()}
     for split in ("train", "test"):

@@ -20,9 +20,7 @@ import torch
 from ..errors import DataError, HierarchyError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
-from ._base import DATASETS, DataBundle, TensorDataset, parse_dataset_args, split_indices
-
-SPLITS = ("train", "val", "test")
+from ._base import DATASETS, SPLITS, DataBundle, TensorDataset, split_indices
 
 
 def _resolve_file(data_dir: str | None) -> Path:
@@ -34,7 +32,8 @@ def _resolve_file(data_dir: str | None) -> Path:
     if path.is_dir():
         found = sorted(path.glob("*.npz"))
         if len(found) != 1:
-            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .npz files; give the .npz file itself")
+            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .npz files; give the .npz file "
+                            "itself")
         path = found[0]
     return path
 
@@ -57,7 +56,8 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{path}: 'X' must be an (n, d) numeric array, got shape {x.shape} of {x.dtype}")
     if paths.ndim != 2 or paths.shape[1] < 2:
-        raise DataError(f"{path}: 'paths' must be (n, m) label names with m >= 2 levels, coarsest first; got shape {paths.shape}")
+        raise DataError(f"{path}: 'paths' must be (n, m) label names with m >= 2 levels, coarsest first; got shape "
+                        f"{paths.shape}")
     if paths.shape[0] != x.shape[0]:
         raise DataError(f"{path}: 'X' has {x.shape[0]} rows but 'paths' has {paths.shape[0]}; they must match")
     if split is not None and split.shape != (x.shape[0],):
@@ -71,23 +71,20 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
 @DATASETS.register(
     "features",
     description="pre-computed feature vectors in an .npz (X, paths, optional split); --data-dir FILE.npz",
+    options={"hierarchy": str, "test_fraction": float},
 )
-def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
-    opts = parse_dataset_args("features", args, {"hierarchy": str, "test_fraction": float})
+def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, hierarchy: str | None = None,
+             test_fraction: float = 0.2) -> DataBundle:
     path = _resolve_file(data_dir)
     x, paths, split = _load(path)
     rows = [tuple(map(str, p)) for p in paths.tolist()]
     try:
-        if "hierarchy" in opts:
-            hierarchy = Hierarchy.from_json(opts["hierarchy"])
-        else:
-            hierarchy = Hierarchy(rows)
-        targets = hierarchy.encode_many(rows)
+        tree = Hierarchy.from_json(hierarchy) if hierarchy is not None else Hierarchy(rows)
+        targets = tree.encode_many(rows)
     except HierarchyError as e:
         raise HierarchyError(f"{path}: {e}") from None
     inputs = torch.as_tensor(x, dtype=torch.float32)
     if split is None:
-        test_fraction = opts.get("test_fraction", 0.2)
         rest, test_idx = split_indices(len(rows), test_fraction, seed + 1)
         index = {"train": rest, "test": test_idx, "val": torch.empty(0, dtype=torch.long)}
     else:
@@ -103,7 +100,7 @@ def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
         index["train"], index["val"] = index["train"][sub_train], index["train"][sub_val]
     return DataBundle(
         name="features",
-        hierarchy=hierarchy,
+        hierarchy=tree,
         input_spec=InputSpec(kind="vector", dim=x.shape[1]),
         train=TensorDataset(inputs, targets, index["train"]),
         val=TensorDataset(inputs, targets, index["val"]),

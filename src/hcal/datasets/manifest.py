@@ -33,27 +33,28 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError, HierarchyError
-from ._base import DATASETS, DataBundle, parse_dataset_args, split_indices
+from ._base import DATASETS, SPLITS, DataBundle, split_index, split_indices
+from ._image_bundle import ImageSamples, build_image_bundle, check_image_options
 from ._images import image_spec
 from ._labels import PathCollector, encode_with, read_hierarchy_file
-from .folder import SPLITS, build_image_bundle, check_image_options, split_sizes
 
 __all__ = ["read_manifest"]
 
-OPTIONS = {"hierarchy": str, "size": int, "in_memory": bool, "channels": int, "verify": bool, "test_fraction": float}
 HEADER_HELP = "the first row must name the columns: path, one column per level (coarsest first), optional split"
 
 
 def _resolve(data_dir: str | None) -> Path:
     if data_dir is None:
-        raise DataError("dataset 'csv' needs --data-dir MANIFEST.csv (columns: path, one per level coarsest first, optional split)")
+        raise DataError("dataset 'csv' needs --data-dir MANIFEST.csv (columns: path, one per level coarsest first, "
+                        "optional split)")
     path = Path(data_dir)
     if not path.exists():
         raise DataError(f"--data-dir {data_dir!r} does not exist")
     if path.is_dir():
         found = sorted(path.glob("*.csv"))
         if len(found) != 1:
-            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .csv files; give the manifest file itself")
+            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .csv files; give the manifest file "
+                            "itself")
         path = found[0]
     return path
 
@@ -83,7 +84,8 @@ def read_manifest(path: Path):
             level_cols = [i for i, h in enumerate(header) if h not in ("path", "split")]
             if len(level_cols) < 2:
                 raise DataError(
-                    f"{where}: {len(level_cols)} label column(s) ({', '.join(header[i] for i in level_cols) or 'none'}); "
+                    f"{where}: {len(level_cols)} label column(s) "
+                    f"({', '.join(header[i] for i in level_cols) or 'none'}); "
                     f"a hierarchy needs at least 2, coarsest first; {HEADER_HELP}"
                 )
             for row in reader:
@@ -98,7 +100,8 @@ def read_manifest(path: Path):
                 cells = [c.strip() for c in row]
                 for i in [path_col, *level_cols]:
                     if not cells[i]:
-                        raise DataError(f"{where}: the {header[i]!r} field is empty; every row needs a path and one label per level")
+                        raise DataError(f"{where}: the {header[i]!r} field is empty; every row needs a path and one "
+                                        "label per level")
                 if split_col is not None and cells[split_col] not in SPLITS:
                     raise DataError(f"{where}: split {cells[split_col]!r} is not one of {', '.join(SPLITS)}")
                 files.append(str(base / cells[path_col]))
@@ -116,11 +119,22 @@ def read_manifest(path: Path):
 @DATASETS.register(
     "csv",
     description="a CSV manifest of images: header path,<level columns coarsest first>[,split]; --data-dir FILE.csv",
+    options={"hierarchy": str, "size": int, "in_memory": bool, "channels": int, "verify": bool,
+             "test_fraction": float},
 )
-def manifest(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
+def manifest(
+    data_dir: str | None = None,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    hierarchy: str | None = None,
+    size: int = 224,
+    in_memory: bool | None = None,
+    channels: int = 3,
+    verify: bool = False,
+    test_fraction: float = 0.2,
+) -> DataBundle:
     start = time.perf_counter()
-    opts = parse_dataset_args("csv", args, OPTIONS)
-    size, channels = opts.get("size", 224), opts.get("channels", 3)
     check_image_options("csv", size, channels)
     path = _resolve(data_dir)
     files, labels, splits, lines, _ = read_manifest(path)
@@ -130,10 +144,11 @@ def manifest(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
         i = missing[0]
         more = f" ({len(missing)} listed files are missing)" if len(missing) > 1 else ""
         raise DataError(
-            f"{path}, line {lines[i]}: image {files[i]!r} does not exist{more}; paths are relative to the manifest's folder"
+            f"{path}, line {lines[i]}: image {files[i]!r} does not exist{more}; paths are relative to the manifest's "
+            "folder"
         )
 
-    fixed = read_hierarchy_file(opts["hierarchy"]) if "hierarchy" in opts else None
+    fixed = read_hierarchy_file(hierarchy) if hierarchy is not None else None
     collector = PathCollector(fix="; fix the manifest")
     rows = []
     for label, line in zip(labels, lines):
@@ -142,33 +157,29 @@ def manifest(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
             try:
                 fixed.encode(label)
             except HierarchyError as e:
-                raise HierarchyError(f"{where}: {e}; fix the row or the hierarchy file {opts['hierarchy']!r}") from None
+                raise HierarchyError(f"{where}: {e}; fix the row or the hierarchy file {hierarchy!r}") from None
         rows.append(collector.add(label, where))
-    hierarchy = fixed if fixed is not None else collector.hierarchy()
-    targets_all = encode_with(hierarchy, collector.paths, rows)
+    tree = fixed if fixed is not None else collector.hierarchy()
+    targets_all = encode_with(tree, collector.paths, rows)
 
     # Store samples split after split so the in-memory tensor and the indices line up.
     if splits is None:
-        rest, test_idx = split_indices(len(files), opts.get("test_fraction", 0.2), seed + 1)
+        rest, test_idx = split_indices(len(files), test_fraction, seed + 1)
         by_split = {"train": rest.tolist(), "test": test_idx.tolist()}
     else:
         by_split = {s: [i for i, v in enumerate(splits) if v == s] for s in SPLITS}
         for s in ("train", "test"):
             if not by_split[s]:
-                raise DataError(f"{path}: no row has split {s!r}; the train and test splits need at least one image each")
+                raise DataError(f"{path}: no row has split {s!r}; the train and test splits need at least one image "
+                                "each")
         if not by_split["val"]:
             del by_split["val"]
     order = [i for s in SPLITS if s in by_split for i in by_split[s]]
-    index = split_sizes({s: len(v) for s, v in by_split.items()}, seed, val_fraction)
-    return build_image_bundle(
-        "csv",
-        [files[i] for i in order],
-        targets_all[torch.as_tensor(order, dtype=torch.long)],
-        hierarchy,
-        index,
-        spec=image_spec(size, channels),
-        in_memory=opts.get("in_memory"),
-        verify=opts.get("verify", False),
-        note=f"{path}, manifest",
-        start=start,
+    samples = ImageSamples(
+        names=[files[i] for i in order],
+        targets=targets_all[torch.as_tensor(order, dtype=torch.long)],
+        index=split_index({s: len(v) for s, v in by_split.items()}, seed, val_fraction),
+        root=str(path),
     )
+    return build_image_bundle("csv", samples, tree, image_spec(size, channels), source=f"{path}, manifest",
+                              in_memory=in_memory, verify=verify, start=start)

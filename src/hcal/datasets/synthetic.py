@@ -12,9 +12,7 @@ import torch
 from ..errors import ConfigError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
-from ._base import DATASETS, DataBundle, TensorDataset, parse_dataset_args, split_indices
-
-OPTIONS = {"levels": int, "branching": int, "dim": int, "train_size": int, "test_size": int, "noise": float, "data_seed": int}
+from ._base import DATASETS, DataBundle, TensorDataset, split_indices
 
 
 def make_synthetic(levels: int = 3, branching: int = 2, dim: int = 16, train_size: int = 1200,
@@ -50,10 +48,11 @@ def make_synthetic(levels: int = 3, branching: int = 2, dim: int = 16, train_siz
 @DATASETS.register(
     "synthetic",
     description="tiny seeded Gaussian hierarchy in memory (levels=3, branching=2, 16-d vectors); for tests",
+    options={"levels": int, "branching": int, "dim": int, "train_size": int, "test_size": int, "noise": float,
+             "data_seed": int},
 )
-def synthetic(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **args) -> DataBundle:
-    opts = parse_dataset_args("synthetic", args, OPTIONS)
-    hierarchy, x_train, y_train, x_test, y_test = make_synthetic(**opts)
+def synthetic(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, **options) -> DataBundle:
+    hierarchy, x_train, y_train, x_test, y_test = make_synthetic(**options)
     train_idx, val_idx = split_indices(x_train.shape[0], val_fraction, seed)
     return DataBundle(
         name="synthetic",

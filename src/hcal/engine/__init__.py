@@ -1,8 +1,9 @@
 """The training engine (Lightning): module, data module, checkpoints, and fit/test/predict."""
 
+from ..errors import NonFiniteLossError
 from .checkpoint import AtomicCheckpointIO, load_checkpoint_file
 from .data import HierarchicalDataModule
-from .module import HierarchicalModule, NonFiniteLossError
+from .module import HierarchicalModule
 from .runner import FitResult, evaluate, fit, predict
 
 __all__ = [

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Iterator
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..datasets import DataBundle
+from ..augment import PadCropFlip
+from ..datasets import DataBundle, TensorDataset
 
 __all__ = ["HierarchicalDataModule", "EpochSeededSampler"]
 
@@ -42,12 +45,6 @@ def split_batch_augmentation(bundle: DataBundle) -> tuple[DataBundle, "torch.nn.
     (:class:`~hcal.augment.BatchPadCropFlip`), or the bundle unchanged and ``None`` when its
     augmentation has no batch form (e.g. random resized crops of images read from files).
     """
-    import copy
-    import dataclasses
-
-    from ..augment import PadCropFlip
-    from ..datasets import TensorDataset
-
     train = bundle.train
     if not (isinstance(train, TensorDataset) and isinstance(train.transform, PadCropFlip)):
         return bundle, None

@@ -7,18 +7,19 @@ from typing import Any
 import lightning as L
 import torch
 
+from .. import __version__
 from ..backbones import create_backbone
 from ..config import Config
 from ..decoding import decode
-from ..errors import ConfigError, HcalError
+from ..errors import CheckpointError, ConfigError, NonFiniteLossError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ..methods import create_method
 from ..metrics import HierarchicalMetrics
-from ..weighting import GradientWeighting, SharedTrunk, create_weighting
+from ..weighting import GradientWeighting, SharedTrunk, weighting_from_config
 from .checkpoint import FORMAT, load_checkpoint_file
 
-__all__ = ["HierarchicalModule", "NonFiniteLossError"]
+__all__ = ["HierarchicalModule", "create_optimizer"]
 
 
 def create_optimizer(param_groups: list[dict], config: Config) -> torch.optim.SGD:
@@ -37,10 +38,6 @@ def create_optimizer(param_groups: list[dict], config: Config) -> torch.optim.SG
         param_groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
         fused=fused or None, foreach=None if fused else True,
     )
-
-
-class NonFiniteLossError(HcalError):
-    """A training step produced a NaN or infinite loss."""
 
 
 class HierarchicalModule(L.LightningModule):
@@ -68,7 +65,7 @@ class HierarchicalModule(L.LightningModule):
         if cfg.channels_last and spec.kind == "image":
             self.method.to(memory_format=torch.channels_last)
         name, kwargs = self.method.weighting_spec(cfg)
-        self.weighting = create_weighting(name, self.hierarchy.depth, **kwargs)
+        self.weighting = weighting_from_config(name, self.hierarchy.num_levels, cfg, **kwargs)
         self.automatic_optimization = not isinstance(self.weighting, GradientWeighting)
         if not self.automatic_optimization and cfg.precision == "16-mixed":
             raise ConfigError(
@@ -88,7 +85,7 @@ class HierarchicalModule(L.LightningModule):
         self.val_metrics = HierarchicalMetrics(self.hierarchy)
         self.test_metrics = HierarchicalMetrics(self.hierarchy)
         self.register_buffer("leaf_paths", self.hierarchy.leaf_paths(), persistent=False)
-        self.level_keys = [Hierarchy.level_key(k) for k in range(self.hierarchy.depth)]
+        self.level_keys = [Hierarchy.level_key(k) for k in range(self.hierarchy.num_levels)]
         self.last_metrics: dict[str, dict[str, float]] = {}
         if spec.kind == "image" and spec.mean:
             shape = (1, spec.channels, 1, 1)
@@ -134,7 +131,7 @@ class HierarchicalModule(L.LightningModule):
         if not self.automatic_optimization:
             losses, total, weights = self._gradient_weighting_step(self.prepare_inputs(x), y)
         else:
-            if getattr(self.method, "gathers_batch", False) and self.trainer.world_size > 1:
+            if self.method.gathers_batch and self.trainer.world_size > 1:
                 # Every process computes the loss of the global batch (FA's class means need it);
                 # DDP's gradient averaging then gives exactly the one-process gradient, and AWA's
                 # weights are the same on every process.
@@ -166,7 +163,8 @@ class HierarchicalModule(L.LightningModule):
         self.weighting.new_epoch()
 
     # ------------------------------------------------------------------ gradient weightings (manual optimisation)
-    def _gradient_weighting_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _gradient_weighting_step(self, x: torch.Tensor, y: torch.Tensor
+                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimiser step whose gradients the :class:`~hcal.weighting.GradientWeighting` fills.
 
         Returns ``(losses, total, weights)`` to log: the ``(m,)`` level losses (detached), their sum
@@ -174,7 +172,7 @@ class HierarchicalModule(L.LightningModule):
         """
         optimizer = self.optimizers()
         level_losses, features = self._losses_and_features(x, y)
-        losses = torch.stack([l.detach() for l in level_losses])
+        losses = torch.stack([loss.detach() for loss in level_losses])
         total, _ = self.weighting(losses)
         self._check_finite(total, losses)
         trunk = SharedTrunk(features, self.method.shared_parameters(), self.method.last_shared_parameters())
@@ -227,8 +225,6 @@ class HierarchicalModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from .. import __version__
-
         checkpoint["hcal_format"] = FORMAT
         checkpoint["hcal_version"] = __version__
 
@@ -243,8 +239,7 @@ class HierarchicalModule(L.LightningModule):
         try:
             module.load_state_dict(ckpt["state_dict"])
         except RuntimeError as e:
-            from ..errors import CheckpointError
-
-            raise CheckpointError(f"checkpoint {str(path)!r} does not match its own model: {str(e).splitlines()[0]}") from None
+            raise CheckpointError(f"checkpoint {str(path)!r} does not match its own model: "
+                                  f"{str(e).splitlines()[0]}") from None
         module.eval()
         return module, ckpt

@@ -6,12 +6,9 @@ import time
 
 from lightning.pytorch.callbacks import Callback
 
+from .report import format_duration
+
 __all__ = ["EpochSummary", "InitCheckpoint"]
-
-
-def _fmt_seconds(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 class EpochSummary(Callback):
@@ -43,7 +40,7 @@ class EpochSummary(Callback):
         parts += [f"{k.replace('/', ' ')} {float(metrics[k]):.4f}" for k in self.keys if k in metrics]
         self.echo(
             f"epoch {done}/{trainer.max_epochs}: {', '.join(parts)} "
-            f"({now - self._epoch_start:.0f} s{f', ~{_fmt_seconds(left)} left' if left > 0 else ''})",
+            f"({now - self._epoch_start:.0f} s{f', ~{format_duration(left)} left' if left > 0 else ''})",
         )
 
 

@@ -1,10 +1,18 @@
-"""Plain-text result tables for the terminal."""
+"""Plain text for the terminal: result tables, durations."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["format_table"]
+from ..metrics import metric_names
+
+__all__ = ["format_table", "format_duration"]
+
+
+def format_duration(seconds: float) -> str:
+    """``4m05s``, or ``1h02m`` from an hour on."""
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def _label(key: str) -> str:
@@ -23,11 +31,9 @@ def _label(key: str) -> str:
     }.get(key, key)
 
 
-def format_table(metrics: Mapping[str, float], prefix: str, depth: int, title: str = "") -> str:
+def format_table(metrics: Mapping[str, float], prefix: str, num_levels: int, title: str = "") -> str:
     """A two-column table of the ``prefix/...`` metrics: ACC per level, HVR, full-path accuracy, hF1."""
-    from ..metrics import metric_names
-
-    rows = [(_label(k), metrics[f"{prefix}/{k}"]) for k in metric_names(depth) if f"{prefix}/{k}" in metrics]
+    rows = [(_label(k), metrics[f"{prefix}/{k}"]) for k in metric_names(num_levels) if f"{prefix}/{k}" in metrics]
     width = max(len(r[0]) for r in rows)
     lines = [title] if title else []
     lines.append(f"{'metric':<{width}}  {prefix}")

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import Config, check_option
+import torch
+import yaml
+
+from ..config import Config, check_option, sweepable_options
+from ..engine.rundir import CONFIG_FILE
 from ..errors import ConfigError
 from .grid import RunSpec, run_grid
+from .paper import load_reference, paper_rows
 from .tables import markdown_table, summarise, table_columns
+from .visualize import pyplot
 
-__all__ = ["compare", "ablation", "sweep", "ABLATIONS"]
+__all__ = ["compare", "ablation", "sweep", "ABLATIONS", "DEFAULT_ABLATIONS"]
 
 # The ablation of the paper's Table 2: HCAL's components switched on and off. The paper's
 # "single-task" row trains an independent model per level (MTL off) with FA and PP on and fixed
 # weights (AWA off: AWA weighs the levels of one model); the other rows share one encoder.
-ABLATIONS: dict[str, dict[str, bool]] = {
+ABLATIONS: dict[str, dict[str, bool | str]] = {
     "single-task (FA+PP)": {"mtl": False, "fa": True, "pp": True, "awa": False},
     "MTL+FA": {"mtl": True, "fa": True, "pp": False, "awa": False},
     "MTL+PP": {"mtl": True, "fa": False, "pp": True, "awa": False},
@@ -28,17 +36,13 @@ ABLATIONS: dict[str, dict[str, bool]] = {
     # not in the paper's table; reachable with --configs
     "single-task": {"mtl": False, "fa": False, "pp": False, "awa": False},
     "MTL": {"mtl": True, "fa": False, "pp": False, "awa": False},
+    # hcal's own FA variant (--fa-mode means+samples); MTL+PP+AWA is the training of hcal-ps
+    "MTL+FA(means+samples)+PP+AWA": {"mtl": True, "fa": True, "pp": True, "awa": True, "fa_mode": "means+samples"},
 }
 DEFAULT_ABLATIONS = list(ABLATIONS)[:8]  # the paper's eight rows, in its order
-SWEEPABLE = {"gamma": "gamma", "epsilon": "epsilon", "tau": "tau"}
 
 
 def _header(title: str, base: Config, seeds: list[int], seconds: float, train_seconds: float) -> str:
-    import os
-    import platform
-
-    import torch
-
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and base.device != "cpu" else "no GPU"
     return (
         f"## {title}\n\n"
@@ -55,10 +59,8 @@ def _header(title: str, base: Config, seeds: list[int], seconds: float, train_se
 
 def _finish(out: Path, title: str, label_header: str, base: Config, seeds: list[int], rows, started: float,
             reference: dict | None, note: str | None, echo) -> str:
-    import yaml
-
     if base.backbone == "auto" and rows:  # name the backbone the runs resolved
-        run_config = yaml.safe_load((Path(rows[0]["run_dir"]) / "config.yaml").read_text())
+        run_config = yaml.safe_load((Path(rows[0]["run_dir"]) / CONFIG_FILE).read_text())
         base = base.replace(backbone=run_config["backbone"])
     train_seconds = sum(float(r.get("train_seconds") or 0.0) for r in rows)
     text = _header(title, base, seeds, time.perf_counter() - started, train_seconds)
@@ -81,8 +83,6 @@ def _seeds(seeds: list[int]) -> list[int]:
 
 def _references(paper: bool, reference: str | Path | None, base: Config, experiment: str):
     """Rows to print beside the table (``--paper`` and/or ``--reference``) and a note for the user."""
-    from .paper import load_reference, paper_rows
-
     rows: dict[str, dict[str, float]] = {}
     notes = []
     if paper:
@@ -98,10 +98,6 @@ def _references(paper: bool, reference: str | Path | None, base: Config, experim
 def compare(base: Config, methods: list[str], seeds: list[int], out: Path, paper: bool = False,
             echo: Callable[[str], None] = print, reference: str | Path | None = None) -> list[dict[str, Any]]:
     """Every (method, seed) with identical data, backbone and budget; Table 1 of the paper."""
-    from ..methods import METHODS
-
-    for m in methods:
-        METHODS.get(m)  # unknown names fail before any training
     seeds = _seeds(seeds)
     references, note = _references(paper, reference, base, "compare")  # bad files fail before training
     started = time.perf_counter()
@@ -130,16 +126,15 @@ def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo
 def sweep(base: Config, param: str, values: list[float], seeds: list[int], out: Path,
           echo: Callable[[str], None] = print):
     """One hyper-parameter over values (the paper's Fig. 5): CSV, table and a PNG line plot."""
-    if param not in SWEEPABLE:
-        raise ConfigError(f"--param: cannot sweep {param!r}; choose one of: {', '.join(SWEEPABLE)}")
-    key = SWEEPABLE[param]
+    if param not in sweepable_options():
+        raise ConfigError(f"--param: cannot sweep {param!r}; choose one of: {', '.join(sweepable_options())}")
     if not values:
         raise ConfigError("--values: give at least one value, e.g. --values 0.1,0.5,1")
     for v in values:
-        check_option(key, float(v), f"--values ({param})")
+        check_option(param, float(v), f"--values ({param})")
     seeds = _seeds(seeds)
     started = time.perf_counter()
-    specs = [RunSpec(f"{param}={v:g}", s, {key: float(v)}, {param: float(v)}) for v in values for s in seeds]
+    specs = [RunSpec(f"{param}={v:g}", s, {param: float(v)}, {param: float(v)}) for v in values for s in seeds]
     rows = run_grid(base, specs, out, f"sweep-{param}", echo)
     png = out / f"sweep_{param}.png"
     plot_sweep(rows, param, png)
@@ -150,11 +145,7 @@ def sweep(base: Config, param: str, values: list[float], seeds: list[int], out: 
 
 def plot_sweep(rows: list[dict[str, Any]], param: str, path: Path) -> None:
     """ACC per level and HVR against the swept value, mean ± std over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     columns = table_columns(rows)
     by_value: dict[float, list[dict[str, Any]]] = {}
     for r in rows:

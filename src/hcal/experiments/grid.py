@@ -16,8 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
+from ..checks import check_config
 from ..config import Config
+from ..engine import fit
 from ..engine.checkpoint import atomic_write
+from ..engine.report import format_duration
+from ..engine.rundir import CHECKPOINTS, CONFIG_FILE, LAST, METRICS_FILE, RUN_INFO_FILE
 from ..errors import ConfigError
 
 __all__ = ["RunSpec", "run_grid", "read_results"]
@@ -38,14 +44,7 @@ class RunSpec:
         return f"{self.label}-seed{self.seed}"
 
 
-def _fmt_duration(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 def _check_same(existing: Path, wanted: Config) -> None:
-    import yaml
-
     saved = yaml.safe_load(existing.read_text()) or {}
     defaults = Config().to_dict()
     diff = [
@@ -69,28 +68,31 @@ def run_grid(
     experiment: str,
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Fit every spec (skipping finished runs), write ``results.csv`` and return its rows."""
-    from ..engine.runner import METRICS_FILE, RUN_INFO_FILE, fit
+    """Fit every spec (skipping finished runs), write ``results.csv`` and return its rows.
 
+    Every run's configuration is checked before the first one trains."""
+    configs = [base.replace(seed=spec.seed, run_dir=str(out / "runs" / spec.name), **spec.overrides) for spec in specs]
+    for config in configs:
+        check_config(config)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     spent: list[float] = []
     start = time.perf_counter()
-    for i, spec in enumerate(specs, 1):
-        run_dir = out / "runs" / spec.name
-        config = base.replace(seed=spec.seed, run_dir=str(run_dir), **spec.overrides)
+    for i, (spec, config) in enumerate(zip(specs, configs), 1):
+        run_dir = Path(config.run_dir)
         done = (run_dir / METRICS_FILE).is_file()
         left = ""
         if spent:
             remaining = sum(1 for s in specs[i - 1 :] if not (out / "runs" / s.name / METRICS_FILE).is_file())
-            left = f", ~{_fmt_duration(remaining * sum(spent) / len(spent))} left"
-        echo(f"[{i}/{len(specs)}] {experiment}: {spec.label}, seed {spec.seed}"
-             f" ({'finished earlier, skipped' if done else 'training'}; elapsed {_fmt_duration(time.perf_counter() - start)}{left})")
-        if (run_dir / "config.yaml").is_file():
-            _check_same(run_dir / "config.yaml", config)
+            left = f", ~{format_duration(remaining * sum(spent) / len(spent))} left"
+        state = "finished earlier, skipped" if done else "training"
+        elapsed = format_duration(time.perf_counter() - start)
+        echo(f"[{i}/{len(specs)}] {experiment}: {spec.label}, seed {spec.seed} ({state}; elapsed {elapsed}{left})")
+        if (run_dir / CONFIG_FILE).is_file():
+            _check_same(run_dir / CONFIG_FILE, config)
         if not done:
             t = time.perf_counter()
-            if (run_dir / "checkpoints" / "last.ckpt").is_file():
+            if (run_dir / CHECKPOINTS / LAST).is_file():
                 echo(f"  resuming the interrupted run in {run_dir}")
                 fit(Config.from_dict({**config.to_dict(), "progress": base.progress}), resume=run_dir, echo=echo)
             else:

@@ -30,12 +30,15 @@ PAPER_DATASETS = ("cifar100", "fgvc-aircraft")
 _DEFAULT_LEVELS = {"cifar100": 2, "fgvc-aircraft": 3}
 
 
-def paper_rows(dataset: str, experiment: str, dataset_args: dict | None = None) -> tuple[dict[str, dict[str, float]], str]:
+def paper_rows(
+    dataset: str, experiment: str, dataset_args: dict | None = None
+) -> tuple[dict[str, dict[str, float]], str]:
     """``(rows, note)``: the paper's published rows for this dataset, experiment and tree, and a line for the user.
 
     The number of levels comes from ``dataset_args`` (``levels=2`` for FGVC-Aircraft's 2-level tree)."""
     if dataset not in PAPER_DATASETS:
-        return {}, f"--paper: {dataset} is not one of the paper's datasets ({', '.join(PAPER_DATASETS)}); no published rows"
+        return {}, (f"--paper: {dataset} is not one of the paper's datasets ({', '.join(PAPER_DATASETS)}); "
+                    "no published rows")
     try:
         levels = int(str((dataset_args or {}).get("levels", _DEFAULT_LEVELS[dataset])))
     except ValueError:
@@ -43,11 +46,12 @@ def paper_rows(dataset: str, experiment: str, dataset_args: dict | None = None) 
     name = PAPER_TABLES.get((dataset, experiment, levels))
     if name is None:
         have = ", ".join(f"{e} on {d} with {k} levels" for d, e, k in PAPER_TABLES)
-        return {}, f"--paper: the paper publishes no {experiment} table for {dataset} with {levels} levels (it has: {have})"
+        return {}, (f"--paper: the paper publishes no {experiment} table for {dataset} with {levels} levels "
+                    f"(it has: {have})")
     with resources.as_file(resources.files(__package__) / "paper_tables" / name) as path:
         rows = load_reference(path, suffix="paper")
-    return rows, (f"rows marked (paper) are the published numbers of Jiang et al., CIKM 2025 ({name}; the paper selects "
-                  "epochs on the test set, hcal on a validation split)")
+    return rows, (f"rows marked (paper) are the published numbers of Jiang et al., CIKM 2025 ({name}; "
+                  "the paper selects epochs on the test set, hcal on a validation split)")
 
 
 def _reference_column(name: str) -> str | None:
@@ -62,11 +66,13 @@ def load_reference(path: str | Path, suffix: str = "reference") -> dict[str, dic
 
     Metric columns: ``acc_l1``, ``acc_l2``, ... (level 1 = finest), ``hvr``, ``full_path_acc``,
     ``hf1`` (a ``test/`` prefix is accepted); an empty cell means "not reported". Each label is
-    shown as ``LABEL (reference)`` (``(paper)`` for the bundled tables). Bad files raise :class:`ConfigError` naming the file and line.
+    shown as ``LABEL (reference)`` (``(paper)`` for the bundled tables). Bad files raise
+    :class:`ConfigError` naming the file and line.
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--reference: {path} is not a file; give a CSV with a 'label' column and metric columns in %")
+        raise ConfigError(f"--reference: {path} is not a file; give a CSV with a 'label' column and metric columns in "
+                          "%")
     try:  # utf-8-sig and reader.line_num, as hcal's other CSV readers (a BOM from Excel; quoted newlines)
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)

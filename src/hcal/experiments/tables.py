@@ -9,7 +9,9 @@ __all__ = ["summarise", "markdown_table", "table_columns"]
 
 
 def table_columns(rows: list[dict[str, Any]]) -> list[str]:
-    levels = sorted({int(k[len("test/acc_l"):]) for r in rows for k in r if k.startswith("test/acc_l") and k[10:].isdigit()})
+    prefix = "test/acc_l"
+    levels = sorted({int(k[len(prefix):]) for r in rows for k in r
+                     if k.startswith(prefix) and k[len(prefix):].isdigit()})
     return [f"test/acc_l{k}" for k in levels] + ["test/hvr", "test/full_path_acc", "test/hf1"]
 
 

@@ -10,15 +10,18 @@ levels), and one PNG with all levels' prototypes over the same points.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_config
+from ..engine.module import HierarchicalModule
+from ..engine.runner import load_bundle
 from ..errors import CheckpointError, ConfigError
 
-__all__ = ["visualize"]
+__all__ = ["visualize", "pyplot"]
 
 LEGEND_MAX = 20
 
@@ -29,34 +32,46 @@ def _embed(module, x: torch.Tensor, batch: int = 512) -> list[np.ndarray]:
     with torch.no_grad():
         for start in range(0, x.shape[0], batch):
             outs.append(method.embed(module.prepare_inputs(x[start : start + batch])))
-    return [torch.cat([o[k] for o in outs]).numpy() for k in range(module.hierarchy.depth)]
+    return [torch.cat([o[k] for o in outs]).numpy() for k in range(module.hierarchy.num_levels)]
 
 
 def _prototypes(module) -> list[np.ndarray]:
     return [F.normalize(p.detach(), dim=1).numpy() for p in module.method.prototypes]
 
 
-def _colours(n: int):
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend.
+
+    Deferred (this and scikit-learn's t-SNE are the only imports inside functions here): only
+    ``hcal visualize`` and a sweep's plot need matplotlib, and it would slow every other start-up.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "hsv")
+    return plt
+
+
+def _colours(n: int):
+    cmap = pyplot().get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "hsv")
     return [cmap(i % cmap.N if n <= 20 else i / max(1, n)) for i in range(n)]
 
 
 def _tsne(points: np.ndarray, seed: int, perplexity: float) -> np.ndarray:
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # deferred, as matplotlib (see pyplot)
 
     perplexity = min(perplexity, max(2.0, (points.shape[0] - 1) / 3))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
 
 
-def _plot(path: Path, xy: np.ndarray, colour_idx: np.ndarray, names: tuple[str, ...], protos: list[tuple[np.ndarray, int, np.ndarray, tuple[str, ...]]], title: str) -> None:
-    import matplotlib
+Prototypes = list[tuple[np.ndarray, int, np.ndarray, tuple[str, ...]]]  # (xy, level, classes, names) per level
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
+def _plot(path: Path, xy: np.ndarray, colour_idx: np.ndarray, names: tuple[str, ...], protos: Prototypes,
+          title: str) -> None:
+    plt = pyplot()
+    Line2D = plt.Line2D
     colours = _colours(len(names))
     fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
     ax.scatter(xy[:, 0], xy[:, 1], c=[colours[i] for i in colour_idx], s=6, alpha=0.45, linewidths=0)
@@ -89,7 +104,7 @@ def _maps(module, x, y, out: Path, state: str, seed: int, perplexity: float) -> 
     protos = _prototypes(module)
     written: list[Path] = []
     shared = module.method.mtl if hasattr(module.method, "mtl") else True
-    for k in range(h.depth):
+    for k in range(h.num_levels):
         # per level: that level's embedding space (one shared space when MTL is on) and prototypes
         points = np.concatenate([feats[k], protos[k]])
         xy = _tsne(points, seed, perplexity)
@@ -123,9 +138,6 @@ def visualize(
     data_dir: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> list[Path]:
-    from ..engine.module import HierarchicalModule
-    from ..engine.runner import load_bundle
-
     if samples < 10:
         raise ConfigError(f"--samples: expected an integer >= 10, got {samples}")
     module, _ = HierarchicalModule.from_checkpoint(ckpt)
@@ -139,6 +151,7 @@ def visualize(
     out = Path(out) if out else ckpt.parent.parent / "figures"
     out.mkdir(parents=True, exist_ok=True)
     cfg = module.config.replace(**({"data_dir": data_dir} if data_dir else {}))
+    check_config(cfg)
     bundle = load_bundle(cfg)
     test = bundle.test
     g = torch.Generator().manual_seed(seed)
@@ -146,7 +159,8 @@ def visualize(
     pairs = [test[i] for i in idx]
     x = torch.stack([p[0] for p in pairs])
     y = torch.stack([p[1] for p in pairs])
-    echo(f"hcal visualize: t-SNE of {len(idx)} test samples of {cfg.dataset} and {sum(module.hierarchy.sizes)} prototypes")
+    echo(f"hcal visualize: t-SNE of {len(idx)} test samples of {cfg.dataset} and {sum(module.hierarchy.sizes)} "
+         "prototypes")
     written = _maps(module, x, y, out, "trained", seed, perplexity)
     if init_path.is_file():
         init_module, _ = HierarchicalModule.from_checkpoint(init_path)

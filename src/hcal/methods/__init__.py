@@ -37,13 +37,9 @@ __all__ = [
     "DMT",
     "CMT",
     "create_method",
-    "list_methods",
 ]
 
 
 def create_method(name: str, hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) -> HierarchicalMethod:
     return METHODS.create(name, hierarchy, backbone, config)
 
-
-def list_methods() -> list[str]:
-    return METHODS.names()

@@ -1,3 +1,12 @@
+"""The method contract (:class:`HierarchicalMethod`), the shared encoder, and the :data:`METHODS` registry.
+
+A method registers ``options`` (the :class:`~hcal.config.Config` fields it reads besides the ones
+every method shares, such as ``lr`` or ``epochs``) and ``weightings`` (the names its
+:meth:`~HierarchicalMethod.weighting_spec` may return, whose own options count as the method's).
+An option no registered method of this kind reads, set away from its default, is refused before any
+data is loaded (:func:`hcal.checks.check_config`).
+"""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -13,6 +22,9 @@ from ..registry import Registry
 
 METHODS: Registry = Registry("method")
 
+Gather = Callable[[torch.Tensor], torch.Tensor]
+"""Distributed training: a per-process tensor to the global batch's (all processes'), gradients flowing back."""
+
 
 class HierarchicalMethod(nn.Module):
     """A model that predicts one class per level, and its per-level training losses.
@@ -23,9 +35,12 @@ class HierarchicalMethod(nn.Module):
       decodes these (``nearest`` or ``consistent``), so every method is evaluated by one code path;
     * :meth:`level_losses` — the ``(m,)`` tensor of this batch's per-level losses; the engine's
       :class:`~hcal.weighting.Weighting` turns it into the minimised scalar;
-    * :meth:`param_groups` — optimiser groups (name, params, lr).
+    * :meth:`param_groups` — optimiser groups (name, params, lr);
+    * :meth:`weighting_spec` — the name of the loss weighting to use, and its fixed arguments.
 
-    :meth:`weighting_spec` names the loss weighting to use.
+    ``gathers_batch``: whether, under DDP, the engine hands :meth:`level_losses` a ``gather`` so that
+    the losses are those of the global batch (HCAL's class means need every process's samples);
+    a method whose loss is a mean of per-sample terms needs no gathering (DDP averages gradients).
 
     Methods with a shared trunk (hard parameter sharing) also implement, for the weightings that
     combine per-level gradients (:class:`~hcal.weighting.GradientWeighting`: GradNorm, CAGrad,
@@ -38,23 +53,26 @@ class HierarchicalMethod(nn.Module):
     * :meth:`last_shared_parameters` — the last shared layer's weights (GradNorm's ``W``).
     """
 
+    gathers_batch: bool = False
+
     def __init__(self, hierarchy: Hierarchy) -> None:
         super().__init__()
         self.hierarchy = hierarchy
-        self.num_levels = hierarchy.depth
+        self.num_levels = hierarchy.num_levels
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def level_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def level_losses(self, x: torch.Tensor, y: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
+        """The ``(m,)`` per-level losses of a batch, finest first; with ``gather``, of the global batch."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def param_groups(self, config: Config) -> list[dict]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def param_groups(self, config: Config) -> list[dict]:  # pragma: no cover
-        raise NotImplementedError
-
-    @staticmethod
-    def weighting_spec(config: Config) -> tuple[str, dict]:
-        """``(name, kwargs)`` of the :mod:`~hcal.weighting` that combines this method's level losses."""
+    def weighting_spec(self, config: Config) -> tuple[str, dict]:
+        """``(name, fixed kwargs)`` of the :mod:`~hcal.weighting` that combines this method's level losses;
+        the weighting's own options come from ``config`` (see :func:`hcal.weighting.weighting_from_config`)."""
         return "equal", {}
 
     # ------------------------------------------------------------------ shared trunk (gradient weightings)

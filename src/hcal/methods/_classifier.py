@@ -13,19 +13,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
-from ..errors import ConfigError
-from ._base import HierarchicalMethod
+from ._base import Gather, HierarchicalMethod
 
-__all__ = ["PerLevelClassifier", "check_no_hcal_switches", "last_layer_weights"]
-
-HCAL_SWITCHES = ("fa", "pp", "awa", "mtl")
+__all__ = ["PerLevelClassifier", "cross_entropies", "last_layer_weights"]
 
 
 class PerLevelClassifier(HierarchicalMethod):
     """A method whose forward gives per-level logits and whose level losses are their cross-entropies."""
 
-    def level_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.stack(cross_entropies(self(x), y))
+    def level_losses(self, x: torch.Tensor, y: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
+        logits = self(x)
+        if gather is not None:
+            logits, y = [gather(z) for z in logits], gather(y)
+        return self.losses_from_logits(logits, y)
+
+    def losses_from_logits(self, logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        """The ``(m,)`` level losses of per-level logits against ``(n, m)`` labels."""
+        return torch.stack(cross_entropies(logits, y))
 
     def param_groups(self, config: Config) -> list[dict]:
         return [{"name": "model", "params": [p for p in self.parameters() if p.requires_grad], "lr": config.lr}]
@@ -34,15 +38,6 @@ class PerLevelClassifier(HierarchicalMethod):
 def cross_entropies(logits: list[torch.Tensor], y: torch.Tensor) -> list[torch.Tensor]:
     """Per level (finest first) the mean cross-entropy of ``logits[k]`` against ``y[:, k]``."""
     return [F.cross_entropy(z, y[:, k]) for k, z in enumerate(logits)]
-
-
-def check_no_hcal_switches(method: str, config: Config) -> None:
-    """HCAL's ablation switches mean nothing to a baseline: refuse them rather than ignore them."""
-    off = [name for name in HCAL_SWITCHES if not getattr(config, name)]
-    if off:
-        flags = ", ".join(f"--no-{name}" for name in off)
-        hint = " (an independent model per level is --method single)" if "mtl" in off else ""
-        raise ConfigError(f"{flags}: HCAL's ablation switches do not apply to method {method!r}{hint}")
 
 
 def last_layer_weights(module: nn.Module) -> list[nn.Parameter]:

@@ -20,8 +20,9 @@ With ``p_k = softmax(z_k)`` the heads' distributions and, for each parent-child 
   ``SCA_k += KL(sg(r) || p_k)`` (the coarse head annotates the fine level); ``sg``: stop-gradient.
 
 Level loss: ``L_k = CE(z_k, y_k) + lambda_dm DM_k + lambda_sca SCA_k`` (terms that do not exist
-for a level are 0), with ``lambda_dm = 1`` and ``lambda_sca = 0.5``, our choice (not tuned; the
-adaptation to hierarchies is ours). Every sample has every level's label here, so co-annotation
+for a level are 0), with ``lambda_dm = 1`` and ``lambda_sca = 0.5`` by default (``--cmt-lambda-dm``,
+``--cmt-lambda-sca``), our choice (not tuned; the adaptation to hierarchies is ours). Every sample
+has every level's label here, so co-annotation
 from ground truth would add nothing (the coarse label is the fine label's parent): the soft labels
 come from the other head's predictions. Levels are combined with equal weights; prediction uses
 the heads' logits, like ``ew``.
@@ -35,13 +36,14 @@ from torch import nn
 from ..config import Config
 from ..hierarchy import Hierarchy
 from ._base import METHODS, BackboneFactory
-from ._classifier import PerLevelClassifier, check_no_hcal_switches, cross_entropies
+from ._classifier import PerLevelClassifier, cross_entropies
 
 __all__ = ["CMT", "implied_coarse_log_probs", "kl_div"]
 
 
 def implied_coarse_log_probs(fine_log_probs: torch.Tensor, parent: torch.Tensor, num_coarse: int) -> torch.Tensor:
-    """``log q`` with ``q(c) = sum_{j: parent[j] = c} p(j)``: a log-sum-exp over each class's children, ``(n, C_coarse)``."""
+    """``log q`` with ``q(c) = sum_{j: parent[j] = c} p(j)``: a log-sum-exp over each class's children,
+    ``(n, C_coarse)``."""
     n = fine_log_probs.shape[0]
     index = parent.unsqueeze(0).expand(n, -1)
     peak = torch.full((n, num_coarse), float("-inf"), device=fine_log_probs.device, dtype=fine_log_probs.dtype)
@@ -57,14 +59,15 @@ def kl_div(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 
 
 class CMT(PerLevelClassifier):
-    def __init__(self, hierarchy: Hierarchy, backbone: BackboneFactory, lambda_dm: float = 1.0, lambda_sca: float = 0.5) -> None:
+    def __init__(self, hierarchy: Hierarchy, backbone: BackboneFactory, lambda_dm: float = 1.0,
+                 lambda_sca: float = 0.5) -> None:
         super().__init__(hierarchy)
         if lambda_dm < 0 or lambda_sca < 0:
             raise ValueError(f"lambda_dm and lambda_sca must be >= 0, got {lambda_dm} and {lambda_sca}")
         self.lambda_dm, self.lambda_sca = float(lambda_dm), float(lambda_sca)
         self.backbone = backbone()
         self.heads = nn.ModuleList(nn.Linear(self.backbone.out_features, n) for n in hierarchy.sizes)
-        for k in range(hierarchy.depth - 1):
+        for k in range(hierarchy.num_levels - 1):
             self.register_buffer(f"parent_{k}", hierarchy.parent_tensor(k), persistent=False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -86,17 +89,18 @@ class CMT(PerLevelClassifier):
             sca[k] = sca[k] + kl_div(log_r.detach(), fine)
         return torch.stack(dm), torch.stack(sca)
 
-    def level_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = self(x)
+    def losses_from_logits(self, logits: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
         dm, sca = self.regularisers(logits)
         return torch.stack(cross_entropies(logits, y)) + self.lambda_dm * dm + self.lambda_sca * sca
 
 
 @METHODS.register(
     "cmt",
-    description="hard sharing + cross-level distribution matching and soft co-annotation (fine head's implied coarse posterior vs coarse head)",
-    reference="Kollias, Sharmanska, Zafeiriou: Distribution Matching for Multi-Task Learning of Classification Tasks, AAAI 2024",
+    description="hard sharing + cross-level distribution matching and soft co-annotation (fine head's implied "
+    "coarse posterior vs coarse head)",
+    reference="Kollias, Sharmanska, Zafeiriou: Distribution Matching for Multi-Task Learning of Classification "
+    "Tasks, AAAI 2024",
+    options=("cmt_lambda_dm", "cmt_lambda_sca"),
 )
 def build_cmt(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) -> CMT:
-    check_no_hcal_switches("cmt", config)
-    return CMT(hierarchy, backbone)
+    return CMT(hierarchy, backbone, lambda_dm=config.cmt_lambda_dm, lambda_sca=config.cmt_lambda_sca)

@@ -13,7 +13,7 @@ backbone's grid of spatial features:
    LayerNorm, and the mean over tokens;
 4. that encoding, concatenated with the backbone's pooled features (DMT's "other features";
    ``backbone.pool_tokens(tokens)``, so the backbone runs once), goes to
-   :class:`~hcal.methods.mmoe.MultiGateMixture` (3 experts -> 128, a softmax gate and a tower
+   :class:`~hcal.methods._mixture.MultiGateMixture` (3 experts, ``--experts``, -> 128, a softmax gate and a tower
    128 -> 256 -> C_k per level).
 
 Trained with the per-level cross-entropies, equal weights.
@@ -29,8 +29,8 @@ from torch import nn
 from ..config import Config
 from ..hierarchy import Hierarchy
 from ._base import METHODS, BackboneFactory
-from ._classifier import PerLevelClassifier, check_no_hcal_switches
-from .mmoe import MultiGateMixture
+from ._classifier import PerLevelClassifier
+from ._mixture import MultiGateMixture
 
 __all__ = ["DMT", "backbone_tokens", "sinusoidal_positions"]
 
@@ -88,9 +88,11 @@ class DMT(PerLevelClassifier):
 
 @METHODS.register(
     "dmt",
-    description="Transformer encoder over the backbone's spatial tokens, with its pooled features, feeding an MMoE layer",
-    reference="Gu et al.: Deep Multifaceted Transformers for Multi-objective Ranking in Large-Scale E-commerce Recommender Systems, CIKM 2020",
+    description="Transformer encoder over the backbone's spatial tokens, with its pooled features, feeding an "
+    "MMoE layer",
+    reference="Gu et al.: Deep Multifaceted Transformers for Multi-objective Ranking in Large-Scale E-commerce "
+    "Recommender Systems, CIKM 2020",
+    options=("experts",),
 )
 def build_dmt(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) -> DMT:
-    check_no_hcal_switches("dmt", config)
-    return DMT(hierarchy, backbone)
+    return DMT(hierarchy, backbone, experts=config.experts)

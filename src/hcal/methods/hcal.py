@@ -15,24 +15,19 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import aggregation, perturbation, prototype_loss
 from ..config import Config
 from ..hierarchy import Hierarchy
-from ._base import METHODS, BackboneFactory, Encoder, HierarchicalMethod
+from ._base import METHODS, BackboneFactory, Encoder, Gather, HierarchicalMethod
 
 __all__ = ["HCAL"]
 
-Gather = Callable[[torch.Tensor], torch.Tensor]
-
 
 class HCAL(HierarchicalMethod):
-    gathers_batch = True  # level_losses takes ``gather`` for distributed training
+    gathers_batch = True  # FA's class means over the global batch under DDP
 
     def __init__(
         self,
@@ -46,12 +41,15 @@ class HCAL(HierarchicalMethod):
         pp: bool = True,
         mtl: bool = True,
         proto_init_std: float = 0.01,
+        fa_mode: str = "means",
     ) -> None:
         super().__init__(hierarchy)
-        self.tau, self.fa, self.mtl = tau, fa, mtl
+        if fa_mode not in ("means", "means+samples"):
+            raise ValueError(f"fa_mode must be 'means' or 'means+samples', got {fa_mode!r}")
+        self.tau, self.fa, self.mtl, self.fa_mode = tau, fa, mtl, fa_mode
         self.epsilon = epsilon if pp else 0.0
         self.encoders = nn.ModuleList(
-            Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.depth)
+            Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.num_levels)
         )
         self.prototypes = nn.ParameterList(
             nn.Parameter(torch.randn(n, embed_dim) * proto_init_std) for n in hierarchy.sizes
@@ -73,7 +71,8 @@ class HCAL(HierarchicalMethod):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         protos = self.level_prototypes()
         if self.mtl:  # one similarity matrix against every level's prototypes, split per level
-            return list(prototype_loss.prototype_logits(self.embed(x)[0], torch.cat(protos), self.tau).split(self.hierarchy.sizes, dim=1))
+            logits = prototype_loss.prototype_logits(self.embed(x)[0], torch.cat(protos), self.tau)
+            return list(logits.split(self.hierarchy.sizes, dim=1))
         return [prototype_loss.prototype_logits(f, p, self.tau) for f, p in zip(self.embed(x), protos)]
 
     def level_losses(self, x: torch.Tensor, y: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
@@ -93,9 +92,13 @@ class HCAL(HierarchicalMethod):
         for k, (f, p) in enumerate(zip(embeds, protos)):
             if k == 0 or not self.fa:  # every sample is a term
                 losses.append(prototype_loss.prototype_infonce(f, p, y[:, k], self.tau))
-            else:  # FA: every class of the batch is a term, the mean of its samples' embeddings
-                means, classes, present = aggregation.class_means(f, y[:, k], p.shape[0])
-                losses.append(prototype_loss.prototype_infonce(means, p, classes, self.tau, present))
+                continue
+            # FA: every class of the batch is a term, the mean of its samples' embeddings
+            means, classes, present = aggregation.class_means(f, y[:, k], p.shape[0])
+            loss = prototype_loss.prototype_infonce(means, p, classes, self.tau, present)
+            if self.fa_mode == "means+samples":  # hcal's own: prediction scores each sample, so train each too
+                loss = (loss + prototype_loss.prototype_infonce(f, p, y[:, k], self.tau)) / 2
+            losses.append(loss)
         return torch.stack(losses)
 
     def param_groups(self, config: Config) -> list[dict]:
@@ -105,25 +108,50 @@ class HCAL(HierarchicalMethod):
             groups.append({"name": f"prototypes_l{k + 1}", "params": [p], "lr": lr})
         return groups
 
-    @staticmethod
-    def weighting_spec(config: Config) -> tuple[str, dict]:
-        return ("awa", {"gamma": config.gamma}) if config.awa else ("equal", {"mean": True})
+    def weighting_spec(self, config: Config) -> tuple[str, dict]:
+        return ("awa", {}) if config.awa else ("equal", {"mean": True})
+
+
+_HCAL_OPTIONS = ("embed_dim", "tau", "epsilon", "pp", "awa", "mtl", "proto_init_std", "proto_lr", "proto_lr_growth")
 
 
 @METHODS.register(
     "hcal",
     description="prototype InfoNCE per level with feature aggregation, prototype perturbation and adaptive weights",
-    reference="Jiang, Liu, Liu, Yu: Hierarchy-Consistent Learning and Adaptive Loss Balancing for Hierarchical Multi-Label Classification, CIKM 2025",
+    reference="Jiang, Liu, Liu, Yu: Hierarchy-Consistent Learning and Adaptive Loss Balancing for Hierarchical "
+    "Multi-Label Classification, CIKM 2025",
+    options=(*_HCAL_OPTIONS, "fa", "fa_mode"),
+    weightings=("awa", "equal"),
 )
 def build_hcal(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) -> HCAL:
+    return _build(hierarchy, backbone, config, fa=config.fa, fa_mode=config.fa_mode)
+
+
+@METHODS.register(
+    "hcal-ps",
+    description="hcal's own: HCAL with per-sample coarse terms instead of FA's class means (recommended with "
+    "--decode consistent)",
+    reference="hcal (docs/results.md), on Jiang et al., CIKM 2025",
+    options=_HCAL_OPTIONS,
+    weightings=("awa", "equal"),
+)
+def build_hcal_ps(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) -> HCAL:
+    """HCAL whose coarse levels are trained on each sample's own embedding, as they are predicted
+    (the training of ``hcal --no-fa``). FA's class-mean terms stop giving a gradient once a batch's
+    class means are right, while single samples are still wrong; measured, they lower coarse
+    accuracy (docs/results.md)."""
+    return _build(hierarchy, backbone, config, fa=False)
+
+
+def _build(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config, **fa) -> HCAL:
     return HCAL(
         hierarchy,
         backbone,
         embed_dim=config.embed_dim,
         tau=config.tau,
         epsilon=config.epsilon,
-        fa=config.fa,
         pp=config.pp,
         mtl=config.mtl,
         proto_init_std=config.proto_init_std,
+        **fa,
     )

@@ -12,7 +12,7 @@ from torch import nn
 from ..config import Config
 from ..hierarchy import Hierarchy
 from ._base import METHODS, BackboneFactory
-from ._classifier import PerLevelClassifier, check_no_hcal_switches
+from ._classifier import PerLevelClassifier
 
 __all__ = ["SingleTask"]
 
@@ -33,5 +33,4 @@ class SingleTask(PerLevelClassifier):
     reference="Jiang et al., CIKM 2025 (the MTL-off setting)",
 )
 def build_single(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) -> SingleTask:
-    check_no_hcal_switches("single", config)
     return SingleTask(hierarchy, backbone)

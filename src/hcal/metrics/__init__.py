@@ -27,12 +27,12 @@ __all__ = [
 ]
 
 
-def metric_names(depth: int) -> list[str]:
-    """The keys :class:`HierarchicalMetrics` reports for a ``depth``-level hierarchy, in table order."""
+def metric_names(num_levels: int) -> list[str]:
+    """The keys :class:`HierarchicalMetrics` reports for a ``num_levels``-level hierarchy, in table order."""
     return (
-        [f"acc_l{k + 1}" for k in range(depth)]
+        [f"acc_l{k + 1}" for k in range(num_levels)]
         + ["acc_mean", "hvr"]
-        + [f"hvr_l{k + 1}_l{k + 2}" for k in range(depth - 1)]
+        + [f"hvr_l{k + 1}_l{k + 2}" for k in range(num_levels - 1)]
         + ["full_path_acc", "hp", "hr", "hf1"]
     )
 
@@ -42,9 +42,9 @@ class HierarchicalMetrics(nn.Module):
 
     def __init__(self, hierarchy: Hierarchy) -> None:
         super().__init__()
-        self.depth = hierarchy.depth
-        self.accuracy = LevelAccuracy(hierarchy.depth)
-        self.full_path = FullPathAccuracy(hierarchy.depth)
+        self.num_levels = hierarchy.num_levels
+        self.accuracy = LevelAccuracy(hierarchy.num_levels)
+        self.full_path = FullPathAccuracy(hierarchy.num_levels)
         self.hvr = HierarchicalViolationRate(hierarchy)
         self.links = LinkViolationRate(hierarchy)
         self.hprf = HierarchicalPrecisionRecallF1(hierarchy)
@@ -59,13 +59,13 @@ class HierarchicalMetrics(nn.Module):
     def compute(self) -> dict[str, float]:
         acc = self.accuracy.compute()
         links = self.links.compute().reshape(-1)  # torchmetrics squeezes a single link to 0-d
-        out = {f"acc_l{k + 1}": float(acc[k]) for k in range(self.depth)}
+        out = {f"acc_l{k + 1}": float(acc[k]) for k in range(self.num_levels)}
         out["acc_mean"] = float(acc.mean())
         out["hvr"] = float(self.hvr.compute())
-        out.update({f"hvr_l{k + 1}_l{k + 2}": float(links[k]) for k in range(self.depth - 1)})
+        out.update({f"hvr_l{k + 1}_l{k + 2}": float(links[k]) for k in range(self.num_levels - 1)})
         out["full_path_acc"] = float(self.full_path.compute())
         out.update({k: float(v) for k, v in self.hprf.compute().items()})
-        return {k: out[k] for k in metric_names(self.depth)}
+        return {k: out[k] for k in metric_names(self.num_levels)}
 
     def reset(self) -> None:
         for m in self._metrics():

@@ -28,16 +28,16 @@ class HierarchicalPrecisionRecallF1(HierarchyMetric):
 
     def __init__(self, hierarchy: Hierarchy, **kwargs) -> None:
         super().__init__(hierarchy, **kwargs)
-        for k in range(hierarchy.depth):
-            for j in range(k, hierarchy.depth):
+        for k in range(hierarchy.num_levels):
+            for j in range(k, hierarchy.num_levels):
                 self.register_buffer(f"_anc_{k}_{j}", hierarchy.ancestor_tensor(k, j), persistent=False)
         self.add_state("intersection", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("predicted", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("true", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        check_inputs(preds, target, self.depth)
-        for j in range(self.depth):
+        check_inputs(preds, target, self.num_levels)
+        for j in range(self.num_levels):
             # Level-j members of the predicted set: the level-j ancestors of predictions on levels <= j.
             members = torch.stack(
                 [getattr(self, f"_anc_{k}_{j}")[preds[:, k]] for k in range(j + 1)], dim=1
@@ -46,7 +46,7 @@ class HierarchicalPrecisionRecallF1(HierarchyMetric):
             distinct = 1 + (ordered[:, 1:] != ordered[:, :-1]).sum(dim=1)
             self.predicted += distinct.sum()
             self.intersection += (members == target[:, j : j + 1]).any(dim=1).sum()
-        self.true += target.shape[0] * self.depth
+        self.true += target.shape[0] * self.num_levels
 
     def compute(self) -> dict[str, torch.Tensor]:
         hp = self.intersection.double() / self.predicted.clamp(min=1)

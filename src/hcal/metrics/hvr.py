@@ -28,7 +28,7 @@ class HierarchicalViolationRate(HierarchyMetric):
 
     def update(self, preds: torch.Tensor, target: torch.Tensor | None = None) -> None:
         if target is not None:
-            check_inputs(preds, target, self.depth)
+            check_inputs(preds, target, self.num_levels)
         self.violating += self.violations(preds).any(dim=1).sum()
         self.total += preds.shape[0]
 
@@ -44,13 +44,13 @@ class LinkViolationRate(HierarchyMetric):
     def __init__(self, hierarchy, **kwargs) -> None:
         super().__init__(hierarchy, **kwargs)
         self.add_state(
-            "violating", default=torch.zeros(hierarchy.depth - 1, dtype=torch.long), dist_reduce_fx="sum"
+            "violating", default=torch.zeros(hierarchy.num_levels - 1, dtype=torch.long), dist_reduce_fx="sum"
         )
         self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor | None = None) -> None:
         if target is not None:
-            check_inputs(preds, target, self.depth)
+            check_inputs(preds, target, self.num_levels)
         self.violating += self.violations(preds).sum(dim=0)
         self.total += preds.shape[0]
 

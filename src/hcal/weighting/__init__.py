@@ -10,6 +10,7 @@ path (see :class:`~hcal.engine.HierarchicalModule`).
 
 from __future__ import annotations
 
+from ..config import Config
 from ._base import WEIGHTINGS, GradientWeighting, SharedTrunk, Weighting
 from .awa import AdaptiveWeightAdjustment
 from .cagrad import ConflictAverseGrad
@@ -35,7 +36,7 @@ __all__ = [
     "NashSolverError",
     "UncertaintyWeighting",
     "create_weighting",
-    "list_weightings",
+    "weighting_from_config",
 ]
 
 
@@ -43,5 +44,8 @@ def create_weighting(name: str, num_levels: int, **kwargs) -> Weighting:
     return WEIGHTINGS.create(name, num_levels, **kwargs)
 
 
-def list_weightings() -> list[str]:
-    return WEIGHTINGS.names()
+def weighting_from_config(name: str, num_levels: int, config: Config, **fixed) -> Weighting:
+    """Weighting ``name`` with the options it registered read from ``config``, and ``fixed`` arguments
+    (a method's :meth:`~hcal.methods.HierarchicalMethod.weighting_spec`)."""
+    options = WEIGHTINGS.get(name).extra.get("options", {})
+    return create_weighting(name, num_levels, **{kw: getattr(config, field) for kw, field in options.items()}, **fixed)

@@ -9,6 +9,8 @@ from torch import nn
 from ..registry import Registry
 
 WEIGHTINGS: Registry = Registry("weighting")
+"""A weighting registers ``options={KWARG: CONFIG_FIELD}``: the constructor arguments taken from the
+:class:`~hcal.config.Config` (see :func:`hcal.weighting.weighting_from_config`)."""
 
 
 class Weighting(nn.Module):
@@ -77,8 +79,8 @@ class GradientWeighting(Weighting):
 
     def backward(self, losses: Sequence[torch.Tensor], trunk: SharedTrunk) -> torch.Tensor:
         """Fill the gradients for one step; return the ``(m,)`` weights used."""
-        if len(losses) != self.num_levels or any(l.ndim != 0 for l in losses):
-            shapes = [tuple(l.shape) for l in losses]
+        if len(losses) != self.num_levels or any(loss.ndim != 0 for loss in losses):
+            shapes = [tuple(loss.shape) for loss in losses]
             raise ValueError(f"losses must be {self.num_levels} scalar tensors, got shapes {shapes}")
         if not trunk.parameters:
             raise ValueError("trunk.parameters must hold the shared parameters, got none")

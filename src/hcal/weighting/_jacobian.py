@@ -5,6 +5,10 @@ in one backward pass, each level's gradient of its own head's parameters (accumu
 ``.grad``) and the Jacobian ``J`` (``m x P``: one row per level) of the level losses with respect
 to the shared parameters; :func:`torchjd.autojac.jac_to_grad` turns ``J`` into the shared
 parameters' update ``J^T alpha`` with a TorchJD aggregator and returns the weights ``alpha``.
+
+TorchJD is imported where it is used, after :func:`require_packages`: importing it imports its
+solver backends (cvxpy, ECOS), and without them ``import hcal`` would fail instead of the one
+method that needs them stopping with a one-line error.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class JacobianAggregation(GradientWeighting):
         return losses, torch.ones(self.num_levels, device=losses[0].device)
 
     def combine(self, losses: list[torch.Tensor], trunk: SharedTrunk) -> torch.Tensor:
-        from torchjd.autojac import jac_to_grad, mtl_backward
+        from torchjd.autojac import jac_to_grad, mtl_backward  # deferred: see the module docstring
 
         scaled, factors = self.scale_losses(losses)
         mtl_backward(scaled, features=trunk.features, shared_params=trunk.parameters)

@@ -21,6 +21,7 @@ __all__ = ["AdaptiveWeightAdjustment"]
     "awa",
     description="softmax of the detached level losses over temperature gamma (HCAL's AWA)",
     reference="Jiang et al., CIKM 2025, Sec. 3.4",
+    options={"gamma": "gamma"},
 )
 class AdaptiveWeightAdjustment(Weighting):
     def __init__(self, num_levels: int, gamma: float = 0.5) -> None:

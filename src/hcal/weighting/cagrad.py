@@ -5,7 +5,8 @@ With ``g_k`` the levels' gradients on the shared parameters, ``g0`` their mean a
 ``w`` minimises ``g_w . g0 + c ||g0|| ||g_w||`` over the simplex (the dual of maximising the worst
 level's improvement within a ball of radius ``c ||g0||`` around ``g0``). The weights are then
 ``1/m + (c ||g0|| / ||g_w||) w``. Solver: TorchJD's :class:`~torchjd.aggregation.CAGrad` (cvxpy
-with CLARABEL). ``c = 0.4`` as in the paper's NYUv2/Cityscapes experiments; the update is not
+with CLARABEL). ``c = 0.4`` by default (``--cagrad-c``), as in the paper's NYUv2/Cityscapes
+experiments; the update is not
 rescaled by ``1 / (1 + c^2)`` (the authors' ``rescale=0``).
 """
 
@@ -21,6 +22,7 @@ __all__ = ["ConflictAverseGrad"]
     "cagrad",
     description="update g0 + c||g0||/||g_w|| g_w maximising the worst level's improvement near the mean (c 0.4)",
     reference="Liu, Liu, Jin, Stone, Liu: Conflict-Averse Gradient Descent for Multi-task Learning, NeurIPS 2021",
+    options={"c": "cagrad_c"},
 )
 class ConflictAverseGrad(JacobianAggregation):
     def __init__(self, num_levels: int, c: float = 0.4) -> None:
@@ -28,7 +30,7 @@ class ConflictAverseGrad(JacobianAggregation):
         if not 0 <= c < 1:
             raise ValueError(f"c must be in [0, 1), got {c}")
         require_packages("cagrad", ("cvxpy", "clarabel"), "pip install 'cvxpy>=1.4'")
-        from torchjd.aggregation import CAGrad
+        from torchjd.aggregation import CAGrad  # deferred (see _jacobian.py)
 
         self.c = float(c)
         self.aggregator = CAGrad(c=self.c)

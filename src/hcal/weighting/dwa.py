@@ -4,7 +4,8 @@ The weights of epoch t follow how fast each level's loss fell over the two previ
 
     r_k = Lbar_k(t-1) / Lbar_k(t-2),    lambda_k(t) = m * softmax(r / T)_k
 
-with ``Lbar_k`` a level's mean training loss over an epoch and temperature ``T`` (2 in the paper);
+with ``Lbar_k`` a level's mean training loss over an epoch and temperature ``T`` (2 in the paper,
+``--dwa-temperature``);
 the first two epochs use ``lambda = 1``. A level whose loss falls slowly gets more weight.
 
 The state (this epoch's running sum, the last two epochs' means, the number of finished epochs) is
@@ -26,6 +27,7 @@ __all__ = ["DynamicWeightAverage"]
     "dwa",
     description="weights m * softmax(r / T) of the ratios r of each level's last two epoch losses",
     reference="Liu, Johns, Davison: End-to-End Multi-Task Learning with Attention, CVPR 2019",
+    options={"temperature": "dwa_temperature"},
 )
 class DynamicWeightAverage(Weighting):
     def __init__(self, num_levels: int, temperature: float = 2.0) -> None:

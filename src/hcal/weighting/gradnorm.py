@@ -3,7 +3,7 @@
 Learnable level weights ``w`` (initialised to 1). Each step, with ``W`` the last shared layer's
 weights, ``G_k = || d(w_k L_k) / dW || = w_k ||dL_k/dW||``, ``Gbar`` their mean, the relative
 inverse training rates ``r_k = Ltilde_k / mean(Ltilde)`` with ``Ltilde_k = L_k / L_k(0)`` (``L(0)``:
-the first step's losses, kept in a buffer), and ``alpha`` the asymmetry (1.5 here)::
+the first step's losses, kept in a buffer), and ``alpha`` the asymmetry (1.5 by default, ``--gradnorm-alpha``)::
 
     L_grad = sum_k | G_k - stop_grad(Gbar * r_k ** alpha) |
 
@@ -30,7 +30,9 @@ WEIGHT_FLOOR = 1e-3
 @WEIGHTINGS.register(
     "gradnorm",
     description="learnable weights that equalise the levels' gradient norms at the last shared layer (alpha 1.5)",
-    reference="Chen, Badrinarayanan, Lee, Rabinovich: GradNorm: Gradient Normalization for Adaptive Loss Balancing in Deep Multitask Networks, ICML 2018",
+    reference="Chen, Badrinarayanan, Lee, Rabinovich: GradNorm: Gradient Normalization for Adaptive Loss Balancing "
+    "in Deep Multitask Networks, ICML 2018",
+    options={"alpha": "gradnorm_alpha"},
 )
 class GradNorm(GradientWeighting):
     def __init__(self, num_levels: int, alpha: float = 1.5) -> None:
@@ -48,13 +50,13 @@ class GradNorm(GradientWeighting):
         w = self.level_weights
         with torch.no_grad():
             w.clamp_(min=WEIGHT_FLOOR).mul_(self.num_levels / w.sum())
-        stacked = torch.stack([l.detach() for l in losses])
+        stacked = torch.stack([loss.detach() for loss in losses])
         if not bool(self.initialised):
             self.initial_losses.copy_(stacked)
             self.initialised.fill_(True)
         norms = torch.stack([
-            torch.cat([g.flatten() for g in torch.autograd.grad(l, trunk.last_layer, retain_graph=True)]).norm()
-            for l in losses
+            torch.cat([g.flatten() for g in torch.autograd.grad(loss, trunk.last_layer, retain_graph=True)]).norm()
+            for loss in losses
         ])
         grad_norms = w * norms  # || d(w_k L_k)/dW ||, differentiable in w only
         ratios = stacked / self.initial_losses.clamp(min=1e-12)

@@ -32,12 +32,12 @@ __all__ = ["ImpartialMTL"]
 class ImpartialMTL(JacobianAggregation):
     def __init__(self, num_levels: int) -> None:
         super().__init__(num_levels)
-        from torchjd.aggregation import IMTLG
+        from torchjd.aggregation import IMTLG  # deferred (see _jacobian.py)
 
         self.log_scales = nn.Parameter(torch.zeros(num_levels))
         self.aggregator = IMTLG()
 
     def scale_losses(self, losses: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         # one graph per level (TorchJD backpropagates each level's loss separately, freeing its graph)
-        scaled = [torch.exp(self.log_scales[k]) * l - self.log_scales[k] for k, l in enumerate(losses)]
+        scaled = [torch.exp(self.log_scales[k]) * loss - self.log_scales[k] for k, loss in enumerate(losses)]
         return scaled, torch.exp(self.log_scales.detach())

@@ -4,7 +4,7 @@ The shared parameters move along ``sum_k alpha_k g_k`` with ``alpha`` the Nash b
 solution: ``G^T G alpha = 1 / alpha`` (element-wise), ``G`` holding the levels' gradients as
 columns. Solver: TorchJD's :class:`~torchjd.aggregation.NashMTL` (the authors' sequence of convex
 problems, solved with cvxpy's ECOS; ``G^T G`` is scaled by its Frobenius norm inside the solver
-only, for conditioning), then the update's norm is capped at ``max_norm = 1`` (the authors'
+only, for conditioning), then the update's norm is capped at ``max_norm = 1`` (``--nashmtl-max-norm``; the authors'
 defaults: ``max_norm`` 1, weights updated every step, at most 20 convex iterations).
 
 The backend (``cvxpy`` and ``ecos``) is checked when the weighting is built: without it hcal
@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import ConfigError, HcalError
+from ..errors import ConfigError, NashSolverError
 from ._base import WEIGHTINGS, SharedTrunk
 from ._jacobian import JacobianAggregation, require_packages
 
@@ -33,27 +33,27 @@ SOLVED = ("optimal", "optimal_inaccurate")
 INSTALL = "pip install 'cvxpy>=1.4' 'ecos>=2.0.14'"
 
 
-class NashSolverError(HcalError):
-    """Nash-MTL's solver found no weights where no previous ones exist."""
-
-
 @WEIGHTINGS.register(
     "nashmtl",
     description="Nash bargaining solution G^T G alpha = 1/alpha over the levels' gradients (cvxpy + ECOS)",
     reference="Navon et al.: Multi-Task Learning as a Bargaining Game, ICML 2022",
+    options={"max_norm": "nashmtl_max_norm"},
 )
 class NashMTLWeighting(JacobianAggregation):
-    def __init__(self, num_levels: int, max_norm: float = 1.0, update_weights_every: int = 1, optim_niter: int = 20) -> None:
+    def __init__(self, num_levels: int, max_norm: float = 1.0, update_weights_every: int = 1,
+                 optim_niter: int = 20) -> None:
         super().__init__(num_levels)
         require_packages("nashmtl", ("cvxpy", "ecos"), INSTALL)
-        from torchjd.aggregation import NashMTL
+        from torchjd.aggregation import NashMTL  # deferred (see _jacobian.py)
 
         try:
             self.aggregator = NashMTL(
-                n_tasks=num_levels, max_norm=max_norm, update_weights_every=update_weights_every, optim_niter=optim_niter
+                n_tasks=num_levels, max_norm=max_norm, update_weights_every=update_weights_every,
+                optim_niter=optim_niter,
             )
         except ImportError as e:  # TorchJD's own check of the same packages
-            raise ConfigError(f"nashmtl: its optimisation backend is missing ({e}); install it with: {INSTALL}") from None
+            raise ConfigError(f"nashmtl: its optimisation backend is missing ({e}); install it with: "
+                              f"{INSTALL}") from None
         self.solver_failures = 0
         self._solved_once = False
 
@@ -72,7 +72,8 @@ class NashMTLWeighting(JacobianAggregation):
                 # TorchJD then keeps the last weights its iterations found; before any, its initial all-ones
                 if not self._solved_once and bool(np.all(np.asarray(state.prvs_alpha) == 1.0)):
                     raise NashSolverError(
-                        f"nashmtl: the Nash-MTL solver (cvxpy/ECOS) found no weights at the first step (status {status!r}); "
+                        "nashmtl: the Nash-MTL solver (cvxpy/ECOS) found no weights at the first step (status "
+                        f"{status!r}); "
                         "training stopped rather than continue with equal weights"
                     )
                 self.solver_failures += 1

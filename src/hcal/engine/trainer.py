@@ -1,0 +1,71 @@
+"""The Lightning Trainer every command uses, built from a :class:`~hcal.config.Config`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from ..config import Config
+from ..errors import ConfigError
+from .checkpoint import AtomicCheckpointIO
+
+__all__ = ["build_trainer", "augment_on_device", "interactive_progress", "monitor_mode"]
+
+
+def _accelerator(device: str) -> str:
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+        return "gpu"
+    return {"auto": "auto", "cpu": "cpu"}[device]
+
+
+def _uses_gpu(device: str) -> bool:
+    return _accelerator(device) == "gpu" or (device == "auto" and torch.cuda.is_available())
+
+
+def augment_on_device(config: Config) -> bool:
+    """Whether small-image augmentation runs batch-wise on the training device (``--augment-on``)."""
+    return _uses_gpu(config.device) if config.augment_on == "auto" else config.augment_on == "device"
+
+
+def interactive_progress(config: Config) -> bool:
+    """A live progress bar only on a terminal; logs get one line per epoch instead."""
+    return config.progress and sys.stderr.isatty()
+
+
+def monitor_mode(monitor: str) -> str:
+    return "min" if monitor.split("/")[-1].startswith("hvr") else "max"
+
+
+def build_trainer(config: Config, run_dir: Path | None, callbacks: list, loggers: Any) -> L.Trainer:
+    limit = config.limit_batches if config.limit_batches is not None else 1.0
+    distributed = config.devices * config.num_nodes > 1
+    return L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=_accelerator(config.device),
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy="ddp" if distributed or config.strategy == "ddp" else "auto",
+        # Exact batch statistics over the global batch; SyncBatchNorm exists on GPUs only.
+        sync_batchnorm=distributed and _uses_gpu(config.device),
+        precision=config.precision,
+        deterministic=config.deterministic,
+        default_root_dir=str(run_dir) if run_dir else None,
+        logger=loggers,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        enable_progress_bar=interactive_progress(config),
+        enable_model_summary=False,
+        limit_train_batches=limit,
+        limit_val_batches=limit,
+        limit_test_batches=limit,
+        log_every_n_steps=min(50, config.limit_batches or 50),
+        num_sanity_val_steps=0,
+    )

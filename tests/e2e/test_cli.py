@@ -1,0 +1,216 @@
+"""The command line end to end on tiny data: fit, test, predict, resume, run-directory protection."""
+
+import importlib
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hcal.datasets.synthetic import make_synthetic
+from hcal.weighting import AdaptiveWeightAdjustment
+from tests.helpers import assert_one_line_error, run_hcal_subprocess
+
+FAST = ["--dataset", "synthetic", "--epochs", "3", "--batch-size", "32", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One real ``hcal fit`` through the console script, shared by the tests below."""
+    run_dir = tmp_path_factory.mktemp("runs") / "syn"
+    start = time.perf_counter()
+    result = run_hcal_subprocess("fit", *FAST, "--run-dir", run_dir, "--seed", "3", timeout=120)
+    assert result.code == 0, result
+    assert time.perf_counter() - start < 60, "hcal fit on synthetic must finish within a minute"
+    return run_dir, result
+
+
+CONCEPTS = [
+    ("hcal.aggregation", "class_means"),
+    ("hcal.perturbation", "perturb_prototypes"),
+    ("hcal.prototype_loss", "prototype_infonce"),
+]
+
+
+def test_fit_end_to_end(trained_run):
+    run_dir, result = trained_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("test/acc_l1", "test/acc_l2", "test/acc_l3", "test/hvr", "test/full_path_acc", "test/hf1"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    # the synthetic tree is easy: a working model must beat chance (1/8 leaves) by far
+    assert metrics["test/acc_l1"] > 0.8 and metrics["test/acc_l3"] > 0.95
+    assert metrics["best_val/acc_l1"] > 0.8
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["backbone"] == "mlp" and config["seed"] == 3 and config["run_dir"] == str(run_dir)
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "logs" / "csv" / "metrics.csv").is_file()
+    assert list((run_dir / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    assert not list(run_dir.rglob(".*.tmp-*"))  # no temporary checkpoint left behind
+    # the closing table: ACC per level, HVR, full-path accuracy, hF1, run dir
+    for fragment in ("ACC^1", "ACC^3", "HVR", "full-path accuracy", "hierarchical F1", f"run dir: {run_dir}"):
+        assert fragment in result.out
+    assert f"{metrics['test/acc_l1']:.4f}" in result.out
+
+
+def test_checkpoint_loads_with_weights_only(trained_run):
+    run_dir, _ = trained_run
+    ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert ckpt["hcal_format"] == 1
+    assert ckpt["hyper_parameters"]["hierarchy"]["levels"][0] == ["c0", "c1"]  # the hierarchy travels with it
+
+
+def test_test_command_reproduces_fit_metrics(trained_run, cli, tmp_path):
+    run_dir, _ = trained_run
+    out = tmp_path / "m.json"
+    r = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--output", out)
+    assert r.code == 0, r
+    fit_metrics = json.loads((run_dir / "metrics.json").read_text())
+    test_metrics = json.loads(out.read_text())
+    for key, value in test_metrics.items():
+        assert value == pytest.approx(fit_metrics[key], abs=1e-9), key
+    assert "HVR" in r.out
+    consistent = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--decode", "consistent", "--output",
+                     tmp_path / "c.json")
+    assert consistent.code == 0, consistent
+    assert json.loads((tmp_path / "c.json").read_text())["test/hvr"] == 0.0
+    again = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--output", out)
+    assert_one_line_error(again, "--output", "exists", "--overwrite")
+
+
+def test_predict_writes_one_row_per_input(trained_run, cli, tmp_path):
+    run_dir, _ = trained_run
+
+    h, _, _, x_test, y_test = make_synthetic()
+    np.save(tmp_path / "batch.npy", x_test[:5].numpy())
+    np.save(tmp_path / "one.npy", x_test[5].numpy())
+    out = tmp_path / "preds.csv"
+    r = cli("predict", "--ckpt", run_dir / "checkpoints" / "best.ckpt", tmp_path / "batch.npy", tmp_path / "one.npy",
+            "--output", out)
+    assert r.code == 0, r
+    lines = out.read_text().splitlines()
+    assert lines[0] == "input,label_l1,score_l1,label_l2,score_l2,label_l3,score_l3"
+    assert len(lines) == 1 + 6
+    assert lines[1].startswith(f"{tmp_path / 'batch.npy'}:0,") and lines[6].startswith(f"{tmp_path / 'one.npy'},")
+    rows = [line.split(",") for line in lines[1:]]
+    truth = [h.classes[0][i] for i in y_test[:6, 0].tolist()]
+    assert sum(r[1] == t for r, t in zip(rows, truth)) >= 4  # a trained model gets most right
+    assert all(0.0 <= float(r[k]) <= 1.0 for r in rows for k in (2, 4, 6))
+    printed = cli("predict", "--ckpt", run_dir / "checkpoints" / "best.ckpt", tmp_path / "one.npy")
+    assert printed.out.strip().splitlines()[1] == lines[6]
+
+
+def test_run_dir_is_never_overwritten_silently(trained_run, cli):
+    run_dir, _ = trained_run
+    before = (run_dir / "metrics.json").read_text()
+    r = cli("fit", *FAST, "--run-dir", run_dir)
+    assert_one_line_error(r, str(run_dir), "--overwrite", "--resume")
+    assert (run_dir / "metrics.json").read_text() == before
+    finished = cli("fit", "--resume", run_dir)
+    assert_one_line_error(finished, "finished")
+
+
+def test_overwrite_replaces_a_run_but_never_a_foreign_folder(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    assert cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir).code == 0
+    r = cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir, "--overwrite", "--seed", "5")
+    assert r.code == 0, r
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["seed"] == 5
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    r = cli("fit", *FAST, "--run-dir", foreign, "--overwrite")
+    assert_one_line_error(r, "not an hcal run", "refusing")
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_resume_continues_from_last_checkpoint(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    assert cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir).code == 0
+    steps_per_epoch = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    # Pretend the run was stopped after epoch 1 of 2: drop its result, ask for 2 epochs.
+    (run_dir / "metrics.json").unlink()
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["epochs"] = 2
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    r = cli("fit", "--resume", run_dir)
+    assert r.code == 0, r
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["epochs_completed"] == 2
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2 * steps_per_epoch
+    assert (run_dir / "metrics.json").is_file()
+    differ = cli("fit", "--resume", run_dir, "--seed", "9")
+    assert differ.code != 0
+
+
+def test_resume_with_disagreeing_flags_names_the_keys(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    assert cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir).code == 0
+    (run_dir / "metrics.json").unlink()
+    r = cli("fit", "--resume", run_dir, "--seed", "9", "--lr", "0.5")
+    assert_one_line_error(r, "seed: run has 0, flag gives 9", "lr: run has 0.01, flag gives 0.5")
+
+
+def test_yaml_config_and_flag_precedence(cli, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: synthetic\nepochs: 1\nbatch_size: 64\nseed: 4\nprogress: false\n")
+    run_dir = tmp_path / "run"
+    r = cli("fit", "--config", cfg, "--seed", "8", "--run-dir", run_dir)
+    assert r.code == 0, r
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (saved["batch_size"], saved["seed"], saved["epochs"]) == (64, 8, 1)
+
+
+def test_consistent_decoding_through_fit(cli, tmp_path):
+    r = cli("fit", *FAST, "--epochs", "1", "--decode", "consistent", "--run-dir", tmp_path / "r")
+    assert r.code == 0, r
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["test/hvr"] == 0.0
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    r = run_hcal_subprocess("fit", "--dataset", "nope", "--debug")
+    assert r.code != 0 and "Traceback" in r.err and "unknown dataset 'nope'" in r.err
+
+
+def test_listings(cli):
+    for family, expected in (("methods", "hcal"), ("backbones", "resnet18-cifar"), ("datasets", "fashion-mnist"),
+                             ("weightings", "awa")):
+        r = cli(family)
+        assert r.code == 0 and expected in r.out
+
+
+def test_deterministic_runs_write_identical_metrics(cli, tmp_path):
+    args = [*FAST, "--epochs", "2", "--deterministic", "--seed", "11"]
+    assert cli("fit", *args, "--run-dir", tmp_path / "a").code == 0
+    assert cli("fit", *args, "--run-dir", tmp_path / "b").code == 0
+    a = (tmp_path / "a" / "metrics.json").read_text()
+    assert a == (tmp_path / "b" / "metrics.json").read_text()
+    assert cli("fit", *FAST, "--epochs", "2", "--deterministic", "--seed", "12", "--run-dir", tmp_path / "c").code == 0
+    assert (tmp_path / "c" / "metrics.json").read_text() != a  # the seed matters: the check can fail
+
+
+def test_fit_trains_through_the_concept_modules_and_awa(cli, tmp_path, monkeypatch):
+    """A real ``hcal fit`` step calls every concept function and AWA (counted, not assumed)."""
+    calls: dict[str, int] = {}
+    for module, name in CONCEPTS:
+        original = getattr(importlib.import_module(module), name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(importlib.import_module(module), name, counted)
+    awa_forward = AdaptiveWeightAdjustment.forward
+
+    def counted_awa(self, losses):
+        calls["awa"] = calls.get("awa", 0) + 1
+        return awa_forward(self, losses)
+
+    monkeypatch.setattr(AdaptiveWeightAdjustment, "forward", counted_awa)
+    r = cli("fit", "--dataset", "synthetic", "--epochs", "1", "--limit-batches", "2", "--no-progress",
+            "--run-dir", tmp_path / "run")
+    assert r.code == 0, r
+    assert calls.get("class_means", 0) >= 2 * 2  # two coarse levels with FA, two training batches
+    assert calls.get("prototype_infonce", 0) >= 3 * 2 and calls.get("perturb_prototypes", 0) >= 2
+    assert calls.get("awa", 0) >= 2

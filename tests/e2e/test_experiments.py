@@ -1,0 +1,185 @@
+"""The paper's experiments as commands, on `synthetic` with tiny budgets."""
+
+import csv
+import re
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from tests.fixtures import FIT, make_aircraft, make_cifar100
+from tests.helpers import ROOT
+
+TINY = ["--dataset", "synthetic", "--epochs", "1", "--no-progress", "--dataset-arg", "train_size=300"]
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_compare_writes_a_table_and_resumes(cli, tmp_path):
+    out = tmp_path / "cmp"
+    r = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0,1", "--out", out)
+    assert r.code == 0, r
+    rows = _rows(out / "results.csv")
+    assert [(x["label"], x["seed"]) for x in rows] == [("hcal", "0"), ("hcal", "1")]
+    assert {"test/acc_l1", "test/acc_l3", "test/hvr", "test/full_path_acc", "test/hf1"} <= set(rows[0])
+    md = (out / "results.md").read_text()
+    assert "| hcal | 2 |" in md and "backbone `mlp`" in md and "seeds 0, 1" in md
+    mtime = (out / "runs" / "hcal-seed0" / "metrics.json").stat().st_mtime
+    again = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0,1", "--out", out)
+    assert again.code == 0 and again.out.count("finished earlier, skipped") == 2
+    assert (out / "runs" / "hcal-seed0" / "metrics.json").stat().st_mtime == mtime
+    # a changed budget must not silently reuse the finished runs
+    changed = cli("experiment", "compare", *TINY, "--epochs", "2", "--methods", "hcal", "--seeds", "0", "--out", out)
+    assert changed.code != 0 and "epochs: run has 1, now 2" in changed.err
+
+
+def test_compare_continues_an_interrupted_run(cli, tmp_path):
+    out = tmp_path / "cmp"
+    assert cli("experiment", "compare", *TINY, "--epochs", "2", "--methods", "hcal", "--seeds", "0", "--out",
+               out).code == 0
+    run = out / "runs" / "hcal-seed0"
+    (run / "metrics.json").unlink()  # as if killed after its last checkpoint
+    r = cli("experiment", "compare", *TINY, "--epochs", "2", "--methods", "hcal", "--seeds", "0", "--out", out)
+    assert r.code == 0, r
+    assert "resuming the interrupted run" in r.out and (run / "metrics.json").is_file()
+
+
+def test_compare_paper_flag_says_what_it_has(cli, tmp_path):
+    r = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0", "--out", tmp_path / "o", "--paper")
+    assert r.code == 0 and "not one of the paper's datasets" in r.out
+
+
+def test_compare_on_cifar100_prints_the_seven_published_rows(cli, tmp_path):
+    make_cifar100(tmp_path / "data")
+    out = tmp_path / "o"
+    r = cli("experiment", "compare", "--dataset", "cifar100", "--data-dir", tmp_path / "data", *FIT,
+            "--methods", "hcal", "--seeds", "0", "--out", out, "--paper")
+    assert r.code == 0, r
+    md = (out / "results.md").read_text()
+    assert sum(line.startswith("| ") and "(paper)" in line for line in md.splitlines()) == 7
+    # ACC^1, ACC^2, HVR; full path and hF1 are not published
+    assert "| HCAL (paper) | – | 74.80 | 84.58 | 5.82 | – | – |" in md
+
+
+def test_ablation_on_two_level_aircraft_prints_the_eight_published_rows(cli, tmp_path):
+    make_aircraft(tmp_path / "data")
+    out = tmp_path / "o"
+    r = cli("experiment", "ablation", "--dataset", "fgvc-aircraft", "--data-dir", tmp_path / "data",
+            "--dataset-arg", "levels=2", "--dataset-arg", "size=32", *FIT, "--configs", "MTL+FA",
+            "--seeds", "0", "--out", out, "--paper")
+    assert r.code == 0, r
+    md = (out / "results.md").read_text()
+    published = [line for line in md.splitlines() if line.startswith("| ") and "(paper)" in line]
+    assert len(published) == 8 and published[-1].startswith("| HCAL (MTL+FA+PP+AWA) (paper) |")
+
+
+def test_compare_prints_reference_rows_from_a_csv(cli, tmp_path):
+    ref = tmp_path / "published.csv"
+    ref.write_text("label,acc_l1,acc_l3,hvr\nSomeone's HCAL,81.25,,3.5\n", encoding="utf-8")
+    out = tmp_path / "o"
+    r = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0", "--out", out, "--reference", ref)
+    assert r.code == 0, r
+    md = (out / "results.md").read_text()
+    # ACC^1, ACC^2, ACC^3, HVR, full path, hF1: given cells as written, the rest a dash
+    assert "| Someone's HCAL (reference) | – | 81.25 | – | – | 3.50 | – | – |" in md
+    assert f"come from {ref}" in md
+
+
+def test_reference_csv_errors_name_the_file_line_and_value(cli, tmp_path):
+    cases = {
+        "label,acc_l1\nx,abc\n": "line 2, column 'acc_l1': 'abc' is not a percentage between 0 and 100",
+        "label,acc_l1\nx,130\n": "'130' is not a percentage",
+        "label,top5\nx,1\n": "line 1: unknown column 'top5'",
+        "method,acc_l1\nx,1\n": "line 1 has no 'label' column",
+        "label,acc_l1\nx,1,2\n": "line 2 has 3 fields, the header has 2",
+        "label,acc_l1\n": "has no rows below its header",
+    }
+    for i, (text, message) in enumerate(cases.items()):
+        ref = tmp_path / f"ref{i}.csv"
+        ref.write_text(text, encoding="utf-8")
+        r = cli("experiment", "compare", *TINY, "--methods", "hcal", "--seeds", "0", "--out", tmp_path / f"o{i}",
+                "--reference", ref)
+        assert r.code != 0 and message in r.err and str(ref) in r.err and "Traceback" not in r.err, (text, r)
+        assert not (tmp_path / f"o{i}").exists()  # rejected before any training
+    missing = cli("experiment", "ablation", *TINY, "--seeds", "0", "--reference", tmp_path / "nope.csv")
+    assert missing.code != 0 and "nope.csv is not a file" in missing.err
+
+
+def test_ablation_runs_the_configurations(cli, tmp_path):
+    out = tmp_path / "abl"
+    configs = "single-task (FA+PP),MTL,HCAL (MTL+FA+PP+AWA)"
+    r = cli("experiment", "ablation", *TINY, "--configs", configs, "--seeds", "0", "--out", out)
+    assert r.code == 0, r
+    rows = _rows(out / "results.csv")
+    assert [x["label"] for x in rows] == ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)"]
+
+    folder = next(p for p in (out / "runs").iterdir() if p.name.startswith("single-task"))
+    single = yaml.safe_load((folder / "config.yaml").read_text())
+    assert (single["mtl"], single["fa"], single["pp"], single["awa"]) == (False, True, True, False)  # the paper's row
+    assert "| MTL | 1 |" in (out / "results.md").read_text()
+    bad = cli("experiment", "ablation", *TINY, "--configs", "MTL+XYZ", "--out", out)
+    assert bad.code == 2 and "unknown configuration 'MTL+XYZ'" in bad.err
+
+
+def test_sweep_writes_csv_and_a_real_png(cli, tmp_path):
+    out = tmp_path / "sw"
+    r = cli("experiment", "sweep", *TINY, "--param", "gamma", "--values", "0.1,1,5", "--seeds", "0", "--out", out)
+    assert r.code == 0, r
+    rows = _rows(out / "results.csv")
+    assert [float(x["gamma"]) for x in rows] == [0.1, 1.0, 5.0]
+
+    assert yaml.safe_load((out / "runs" / "gamma=5-seed0" / "config.yaml").read_text())["gamma"] == 5.0
+    with Image.open(out / "sweep_gamma.png") as img:
+        assert img.format == "PNG" and img.size[0] >= 400 and img.size[1] >= 300
+        assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3),
+                             axis=0)) > 20  # a drawn plot, not a blank canvas
+    bad = cli("experiment", "sweep", *TINY, "--param", "epsilon", "--values", "-1", "--out", out)
+    assert bad.code == 2 and ">= 0" in bad.err
+
+
+def test_visualize_draws_every_level_at_init_and_after_training(cli, tmp_path):
+    run = tmp_path / "run"
+    assert cli("fit", *TINY, "--epochs", "2", "--run-dir", run).code == 0
+    assert (run / "checkpoints" / "init.ckpt").is_file()
+    r = cli("visualize", "--ckpt", run / "checkpoints" / "best.ckpt", "--samples", "150", "--perplexity", "10")
+    assert r.code == 0, r
+    names = sorted(p.name for p in (run / "figures").glob("*.png"))
+    assert names == sorted([f"tsne_{s}_{k}.png" for s in ("init", "trained") for k in ("l1", "l2", "l3", "all")])
+    for p in (run / "figures").glob("*.png"):
+        with Image.open(p) as img:
+            assert img.format == "PNG" and img.size == (840, 720)
+            assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 50
+
+
+def test_paper_claims_script_reads_the_tables(cli, tmp_path):
+    """benchmarks/paper_claims.py: verdicts and ablation deltas from results.csv, checked by hand here."""
+    root = ROOT
+
+    cmp, abl = tmp_path / "cmp", tmp_path / "abl"
+    assert cli("experiment", "compare", *TINY, "--methods", "hcal,ew", "--seeds", "0,1", "--out", cmp).code == 0
+    assert cli("experiment", "ablation", *TINY, "--configs", "MTL,MTL+FA", "--seeds", "0", "--out", abl).code == 0
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "paper_claims.py"), "--compare", str(cmp),
+                        "--ablation", str(abl)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = _rows(cmp / "results.csv")
+
+    def stats(label, column):
+        values = [100 * float(x[column]) for x in rows if x["label"] == label]
+        return statistics.fmean(values), statistics.stdev(values)
+
+    (h, hs), (e, es) = stats("hcal", "test/acc_l2"), stats("ew", "test/acc_l2")
+    verdict = "tie" if abs(h - e) < max(hs, es) else ("better" if h > e else "worse")
+    line = next(x for x in r.stdout.splitlines() if x.startswith("| ACC^2: HCAL > best baseline |"))
+    numbers = [float(v) for v in re.findall(r"\d+\.\d+", line)]
+    assert numbers == pytest.approx([h, hs, e, es], abs=0.006) and "| ew " in line and line.endswith(f"| {verdict} |")
+    by = {x["label"]: x for x in _rows(abl / "results.csv")}
+    delta = 100 * (float(by["MTL+FA"]["test/hvr"]) - float(by["MTL"]["test/hvr"]))
+    fa_row = "| FA | MTL → MTL+FA |"
+    assert fa_row in r.stdout and f"{delta:+.2f}" in r.stdout.split(fa_row)[1].split("\n")[0]

@@ -1,0 +1,66 @@
+"""config.py and configs/*.yaml: every YAML in configs/ is a valid hcal config whose names and dataset
+options exist."""
+
+import pytest
+
+from hcal.backbones import BACKBONES
+from hcal.config import Config, flag, load_yaml, option_field, sweepable_options
+from hcal.datasets import DATASETS, create_dataset
+from hcal.datasets.cifar10 import CIFAR10_PATHS
+from hcal.methods import METHODS
+from tests.fixtures import make_aircraft, make_cifar100, make_flat
+from tests.helpers import ROOT
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def _fixture(dataset, tmp_path):
+    if dataset == "cifar100":
+        make_cifar100(tmp_path)
+        return tmp_path
+    if dataset == "fgvc-aircraft":
+        return make_aircraft(tmp_path)
+    if dataset == "cifar10":
+
+        return make_flat(tmp_path / "c10", [p[-1] for p in CIFAR10_PATHS], per_class=2, size=(32, 32))
+    pytest.skip(f"no fixture for dataset {dataset!r}")
+
+
+def test_the_paper_configs_are_there():
+    names = {p.name for p in CONFIGS}
+    assert {"cifar100.yaml", "cifar10.yaml", "fgvc-aircraft.yaml", "fgvc-aircraft-2level.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_loads(path):
+    config = Config.from_dict(load_yaml(path), source=str(path))
+    assert config.dataset in DATASETS and config.method in METHODS
+    assert config.backbone == "auto" or config.backbone in BACKBONES
+    assert config.batch_size == 32  # the paper's
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_dataset_options_are_accepted(path, tmp_path):
+    config = Config.from_dict(load_yaml(path))
+    bundle = create_dataset(config.dataset, str(_fixture(config.dataset, tmp_path)), **config.dataset_args)
+    assert bundle.hierarchy.num_levels == config.dataset_args.get("levels", bundle.hierarchy.num_levels)
+    if path.name == "fgvc-aircraft-2level.yaml":
+        assert bundle.hierarchy.num_levels == 2
+    if config.dataset == "fgvc-aircraft":
+        assert bundle.input_spec.size == 224 and bundle.input_spec.resize == 256
+
+
+def test_sweepable_options_and_flags():
+    assert sweepable_options() == ("tau", "epsilon", "gamma")
+    assert [flag("batch_size"), flag("fa", False), flag("fa", True), flag("dataset_args")] == [
+        "--batch-size", "--no-fa", "--fa", "--dataset-arg"]
+
+
+def test_baseline_hyper_parameters_default_to_the_papers():
+    c = Config()
+    assert (c.cagrad_c, c.gradnorm_alpha, c.dwa_temperature, c.nashmtl_max_norm, c.experts) == (0.4, 1.5, 2.0, 1.0, 3)
+    assert (c.cmt_lambda_dm, c.cmt_lambda_sca) == (1.0, 0.5)
+
+
+def test_monitor_help_names_no_refused_metric():
+    assert "val/loss" not in option_field("monitor").metadata["help"]

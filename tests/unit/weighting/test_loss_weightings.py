@@ -1,0 +1,59 @@
+"""weighting/awa.py, equal.py and every registered weighting: how level losses become one scalar."""
+
+import math
+
+import pytest
+import torch
+
+from hcal.config import Config
+from hcal.weighting import WEIGHTINGS, AdaptiveWeightAdjustment, EqualWeighting, create_weighting, weighting_from_config
+
+
+def test_awa_weights_and_gradient():
+    losses = torch.tensor([1.0, 2.0, 0.5], requires_grad=True)
+    total, weights = AdaptiveWeightAdjustment(3, gamma=0.5)(losses)
+    e = [math.exp(v / 0.5) for v in (1.0, 2.0, 0.5)]
+    expected = [v / sum(e) for v in e]
+    assert weights.tolist() == pytest.approx(expected)
+    assert float(total.detach()) == pytest.approx(sum(w * loss for w, loss in zip(expected, (1.0, 2.0, 0.5))))
+    total.backward()  # stop-gradient: d total / d L_k = lambda_k exactly
+    assert losses.grad.tolist() == pytest.approx(expected)
+    assert not weights.requires_grad
+
+
+def test_awa_gamma_controls_sharpness_and_equal_weights():
+    losses = torch.tensor([1.0, 2.0])
+    sharp = AdaptiveWeightAdjustment(2, gamma=0.1)(losses)[1]
+    flat = AdaptiveWeightAdjustment(2, gamma=10.0)(losses)[1]
+    assert sharp[1] > 0.99 and abs(float(flat[1]) - 0.5) < 0.03
+    total, w = EqualWeighting(2)(losses)
+    assert float(total) == 3.0 and w.tolist() == [1.0, 1.0]
+    total, w = EqualWeighting(2, mean=True)(losses)
+    assert float(total) == 1.5 and w.tolist() == [0.5, 0.5]
+    with pytest.raises(ValueError, match="gamma must be > 0, got 0"):
+        AdaptiveWeightAdjustment(2, gamma=0)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        EqualWeighting(2)(torch.ones(3))
+
+
+@pytest.mark.parametrize("name", WEIGHTINGS.names())
+def test_weighting_combines_level_losses(name):
+    w = create_weighting(name, 3)
+    losses = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    total, weights = w(losses)
+    assert total.ndim == 0 and weights.shape == (3,) and bool((weights >= 0).all())
+    total.backward()
+    assert bool((losses.grad > 0).all())  # every level is trained
+
+
+def test_weightings_read_their_options_from_the_config():
+    config = Config(gamma=0.7, cagrad_c=0.3, gradnorm_alpha=0.5, dwa_temperature=4.0, nashmtl_max_norm=2.0)
+    assert weighting_from_config("awa", 3, config).gamma == 0.7
+    assert weighting_from_config("cagrad", 3, config).c == 0.3
+    assert weighting_from_config("gradnorm", 3, config).alpha == 0.5
+    assert weighting_from_config("dwa", 3, config).temperature == 4.0
+    assert weighting_from_config("nashmtl", 3, config).aggregator.weighting._max_norm == 2.0
+    defaults = Config()  # the papers' values
+    assert (weighting_from_config("cagrad", 3, defaults).c, weighting_from_config("gradnorm", 3, defaults).alpha,
+            weighting_from_config("dwa", 3, defaults).temperature) == (0.4, 1.5, 2.0)
+    assert weighting_from_config("equal", 3, config, mean=True).mean  # fixed arguments pass through
