@@ -30,6 +30,7 @@ from .config import (
     sweepable_options,
 )
 from .datasets import DATASETS
+from .decoding import DECODINGS
 from .engine import evaluate, fit, predict
 from .engine.rundir import resume_config
 from .errors import ConfigError, HcalError
@@ -83,6 +84,13 @@ def _split(text: str, kind, what: str) -> list:
         return [kind(t) for t in items]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}") from None
+
+
+def _decodings(names: list[str]) -> tuple[str, ...]:
+    for name in names:
+        if name not in DECODINGS:
+            raise ConfigError(f"--also-decode: unknown decoding {name!r}; choose from {', '.join(DECODINGS)}")
+    return tuple(names)
 
 
 def _names(text: str) -> list[str]:
@@ -176,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference", metavar="FILE.csv",
                        help="print published rows beside: a CSV with 'label' and metric columns in %% "
                             "(acc_l1, acc_l2, ..., hvr, full_path_acc, hf1)")
+        p.add_argument("--also-decode", type=_names, default=[], metavar="D1,...",
+                       help=f"also score every run's best checkpoint with these decodings (extra rows; one of: "
+                            f"{', '.join(DECODINGS)})")
     swp = kinds.add_parser("sweep", help="one hyper-parameter over values (the paper's Fig. 5)")
     swp.add_argument("--param", required=True, choices=sweepable_options(), help="what to sweep")
     swp.add_argument("--values", required=True, type=_floats, metavar="V1,V2,...", help="the values")
@@ -249,10 +260,11 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = Path(args.out) if args.out else Path("experiments") / f"{args.experiment}-{config.dataset}"
     if args.experiment == "compare":
-        compare(config, args.methods, args.seeds, out, paper=args.paper, reference=args.reference)
+        compare(config, args.methods, args.seeds, out, paper=args.paper, reference=args.reference,
+                also_decode=_decodings(args.also_decode))
     elif args.experiment == "ablation":
         ablation(config, args.configs or DEFAULT_ABLATIONS, args.seeds, out, paper=args.paper,
-                 reference=args.reference)
+                 reference=args.reference, also_decode=_decodings(args.also_decode))
     else:
         sweep(config, args.param, args.values, args.seeds, out)
     return 0

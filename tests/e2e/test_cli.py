@@ -11,7 +11,7 @@ import yaml
 
 from hcal.datasets.synthetic import make_synthetic
 from hcal.weighting import AdaptiveWeightAdjustment
-from tests.helpers import assert_one_line_error, run_hcal_subprocess
+from tests.helpers import ROOT, assert_one_line_error, run_hcal_subprocess
 
 FAST = ["--dataset", "synthetic", "--epochs", "3", "--batch-size", "32", "--no-progress"]
 
@@ -214,3 +214,14 @@ def test_fit_trains_through_the_concept_modules_and_awa(cli, tmp_path, monkeypat
     assert calls.get("class_means", 0) >= 2 * 2  # two coarse levels with FA, two training batches
     assert calls.get("prototype_infonce", 0) >= 3 * 2 and calls.get("perturb_prototypes", 0) >= 2
     assert calls.get("awa", 0) >= 2
+
+
+def test_recommended_config_runs_on_any_dataset(cli, tmp_path):
+    """configs/recommended.yaml names no dataset, backbone or epochs: they come from the command line."""
+    run = tmp_path / "run"
+    r = cli("fit", "--config", ROOT / "configs" / "recommended.yaml", "--dataset", "synthetic", "--epochs", "1",
+            "--no-progress", "--run-dir", run)
+    assert r.code == 0, r
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["method"], saved["decode"], saved["dataset"]) == ("hcal-ps", "consistent", "synthetic")
+    assert json.loads((run / "metrics.json").read_text())["test/hvr"] == 0.0

@@ -183,3 +183,21 @@ def test_paper_claims_script_reads_the_tables(cli, tmp_path):
     delta = 100 * (float(by["MTL+FA"]["test/hvr"]) - float(by["MTL"]["test/hvr"]))
     fa_row = "| FA | MTL → MTL+FA |"
     assert fa_row in r.stdout and f"{delta:+.2f}" in r.stdout.split(fa_row)[1].split("\n")[0]
+
+
+def test_compare_also_scores_each_checkpoint_with_consistent_decoding(cli, tmp_path):
+    out = tmp_path / "cmp"
+    r = cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
+            "--also-decode", "consistent")
+    assert r.code == 0, r
+    rows = _rows(out / "results.csv")
+    assert [(x["label"], x["decode"]) for x in rows] == [("hcal-ps", "nearest"), ("hcal-ps · consistent", "consistent")]
+    assert float(rows[1]["test/hvr"]) == 0.0  # a tree path for every sample
+    scored = out / "runs" / "hcal-ps-seed0" / "metrics-consistent.json"
+    assert scored.is_file() and "without retraining" in (out / "results.md").read_text()
+    mtime = scored.stat().st_mtime
+    again = cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
+                "--also-decode", "consistent")
+    assert again.code == 0 and scored.stat().st_mtime == mtime  # scored once, then read back
+    bad = cli("experiment", "compare", *TINY, "--also-decode", "fancy", "--out", tmp_path / "bad")
+    assert bad.code == 2 and "--also-decode: unknown decoding 'fancy'" in bad.err and not (tmp_path / "bad").exists()

@@ -20,10 +20,10 @@ import yaml
 
 from ..checks import check_config
 from ..config import Config
-from ..engine import fit
+from ..engine import evaluate, fit
 from ..engine.checkpoint import atomic_write
 from ..engine.report import format_duration
-from ..engine.rundir import CHECKPOINTS, CONFIG_FILE, LAST, METRICS_FILE, RUN_INFO_FILE
+from ..engine.rundir import BEST, CHECKPOINTS, CONFIG_FILE, LAST, METRICS_FILE, RUN_INFO_FILE
 from ..errors import ConfigError
 
 __all__ = ["RunSpec", "run_grid", "read_results"]
@@ -67,10 +67,13 @@ def run_grid(
     out: Path,
     experiment: str,
     echo: Callable[[str], None] = print,
+    also_decode: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Fit every spec (skipping finished runs), write ``results.csv`` and return its rows.
 
-    Every run's configuration is checked before the first one trains."""
+    Every run's configuration is checked before the first one trains. ``also_decode``: decodings
+    to score each run's best checkpoint with too (no retraining; ``metrics-<decoding>.json`` in the
+    run directory), one more row per run labelled ``LABEL · DECODING``."""
     configs = [base.replace(seed=spec.seed, run_dir=str(out / "runs" / spec.name), **spec.overrides) for spec in specs]
     for config in configs:
         check_config(config)
@@ -100,9 +103,18 @@ def run_grid(
             spent.append(time.perf_counter() - t)
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
         info = json.loads((run_dir / RUN_INFO_FILE).read_text()) if (run_dir / RUN_INFO_FILE).is_file() else {}
-        rows.append({"experiment": experiment, "label": spec.label, "seed": spec.seed, **spec.extra,
-                     **{k: v for k, v in metrics.items() if k.startswith("test/")},
-                     "train_seconds": info.get("train_seconds"), "run_dir": str(run_dir)})
+        row = {"experiment": experiment, "label": spec.label, "seed": spec.seed, **spec.extra,
+               "decode": config.decode, **{k: v for k, v in metrics.items() if k.startswith("test/")},
+               "train_seconds": info.get("train_seconds"), "run_dir": str(run_dir)}
+        rows.append(row)
+        for decoding in (d for d in also_decode if d != config.decode):
+            scored = run_dir / f"metrics-{decoding}.json"
+            if not scored.is_file():
+                evaluate(run_dir / CHECKPOINTS / BEST, decode=decoding, device=config.device, output=scored,
+                         overwrite=True, echo=lambda *_: None)
+            other = json.loads(scored.read_text())
+            rows.append({**row, "label": f"{spec.label} · {decoding}", "decode": decoding,
+                         **{k: v for k, v in other.items() if k.startswith("test/")}})
         write_results(rows, out / "results.csv")
     return rows
 
