@@ -87,6 +87,8 @@ class HierarchicalModule(L.LightningModule):
         self.register_buffer("leaf_paths", self.hierarchy.leaf_paths(), persistent=False)
         self.level_keys = [Hierarchy.level_key(k) for k in range(self.hierarchy.num_levels)]
         self.last_metrics: dict[str, dict[str, float]] = {}
+        self._epoch_sums: torch.Tensor | None = None  # this epoch's summed level losses and weights
+        self._epoch_steps = 0
         if spec.kind == "image" and spec.mean:
             shape = (1, spec.channels, 1, 1)
             self.register_buffer("input_mean", torch.tensor(spec.mean).view(shape), persistent=False)
@@ -141,14 +143,11 @@ class HierarchicalModule(L.LightningModule):
             total, weights = self.weighting(losses)
             self._check_finite(total, losses)
         self.log("train/loss", total, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
-        detached = losses.detach()
-        self.log_dict(
-            {f"train/loss_{k}": detached[i] for i, k in enumerate(self.level_keys)}
-            | {f"train/weight_{k}": weights[i] for i, k in enumerate(self.level_keys)},
-            on_step=False,
-            on_epoch=True,
-            batch_size=x.shape[0],
-        )
+        # The per-level losses and weights are summed here and logged once per epoch (their means,
+        # on_train_epoch_end): each self.log call costs far more than a small model's step.
+        step = torch.cat([losses.detach(), weights.detach().to(losses.dtype)])
+        self._epoch_sums = step if self._epoch_sums is None else self._epoch_sums + step
+        self._epoch_steps += 1
         return total
 
     def _check_finite(self, total: torch.Tensor, losses: torch.Tensor) -> None:
@@ -161,6 +160,16 @@ class HierarchicalModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.weighting.new_epoch()
+        self._epoch_sums, self._epoch_steps = None, 0
+
+    def _log_level_means(self) -> None:
+        """The epoch's mean loss and weight of every level (``train/loss_lK``, ``train/weight_lK``)."""
+        if self._epoch_sums is None:
+            return
+        means = (self._epoch_sums / self._epoch_steps).tolist()
+        m = len(self.level_keys)
+        self.log_dict({f"train/loss_{k}": means[i] for i, k in enumerate(self.level_keys)}
+                      | {f"train/weight_{k}": means[m + i] for i, k in enumerate(self.level_keys)})
 
     # ------------------------------------------------------------------ gradient weightings (manual optimisation)
     def _gradient_weighting_step(self, x: torch.Tensor, y: torch.Tensor
@@ -182,6 +191,7 @@ class HierarchicalModule(L.LightningModule):
         return losses, total, weights
 
     def on_train_epoch_end(self) -> None:
+        self._log_level_means()
         if not self.automatic_optimization:
             scheduler = self.lr_schedulers()
             if scheduler is not None:
