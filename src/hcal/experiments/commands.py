@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from ..config import Config, check_option, sweepable_options
+from ..decoding import DECODINGS
 from ..engine.rundir import CONFIG_FILE
 from ..errors import ConfigError
 from .grid import RunSpec, run_grid
@@ -95,6 +96,12 @@ def _references(paper: bool, reference: str | Path | None, base: Config, experim
     return rows or None, "; ".join(notes) or None
 
 
+def _check_decodings(names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in DECODINGS:
+            raise ConfigError(f"--also-decode: unknown decoding {name!r}; choose from {', '.join(DECODINGS)}")
+
+
 def _decode_note(base: Config, also_decode: tuple[str, ...]) -> str | None:
     extra = [d for d in also_decode if d != base.decode]
     if not extra:
@@ -113,6 +120,7 @@ def compare(base: Config, methods: list[str], seeds: list[int], out: Path, paper
     """Every (method, seed) with identical data, backbone and budget; Table 1 of the paper.
 
     ``also_decode``: decodings each run's best checkpoint is also scored with (extra rows)."""
+    _check_decodings(also_decode)
     seeds = _seeds(seeds)
     references, note = _references(paper, reference, base, "compare")  # bad files fail before training
     started = time.perf_counter()
@@ -129,6 +137,7 @@ def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo
     unknown = [c for c in configs if c not in ABLATIONS]
     if unknown:
         raise ConfigError(f"--configs: unknown configuration {unknown[0]!r}; choose from: {', '.join(ABLATIONS)}")
+    _check_decodings(also_decode)
     seeds = _seeds(seeds)
     references, note = _references(paper, reference, base, "ablation")
     started = time.perf_counter()
