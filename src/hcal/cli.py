@@ -3,7 +3,9 @@
 Every option that is a :class:`~hcal.config.Config` field (all of ``fit``'s; ``--decode``,
 ``--device``, ``--limit-batches``, ... of the other commands) is declared from its field: its type,
 help, default and check come from ``config.py``. The process-wide settings of a command-line run,
-quieter Lightning logs and warnings, are made here (:func:`main`), never by the library.
+quieter Lightning logs and warnings, are made here (:func:`main`), never by the library. Each
+command imports the engine when it runs (the ``_cmd_*`` functions), so ``hcal --help`` and argument
+errors answer without loading torch and Lightning.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any, Sequence
 import yaml
 
 from . import __version__
-from .backbones import BACKBONES
 from .config import (
     Config,
     check_option,
@@ -29,13 +30,7 @@ from .config import (
     option_fields,
     sweepable_options,
 )
-from .datasets import DATASETS
-from .engine import evaluate, fit, predict
-from .engine.rundir import resume_config
 from .errors import ConfigError, HcalError
-from .experiments import DEFAULT_ABLATIONS, ablation, compare, sweep, visualize
-from .methods import METHODS
-from .weighting import WEIGHTINGS
 
 __all__ = ["main", "build_parser"]
 
@@ -77,24 +72,17 @@ def _dataset_arg(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _split(text: str, kind, what: str) -> list:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    try:
-        return [kind(t) for t in items]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}") from None
+def _list_of(kind, what: str):
+    """An argument type: a comma-separated list of ``kind`` values."""
+    def parse(text: str) -> list:
+        try:
+            return [kind(t.strip()) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}") from None
+    return parse
 
 
-def _names(text: str) -> list[str]:
-    return _split(text, str, "names")
-
-
-def _ints(text: str) -> list[int]:
-    return _split(text, int, "integers")
-
-
-def _floats(text: str) -> list[float]:
-    return _split(text, float, "numbers")
+_names, _ints, _floats = _list_of(str, "names"), _list_of(int, "integers"), _list_of(float, "numbers")
 
 
 def _add_option(parser: argparse.ArgumentParser, name: str, help: str | None = None, default: Any = None) -> None:
@@ -133,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="train a model, select it on validation, test it once",
                          description="Train, select the best epoch on the validation split, evaluate once on test.")
     fit.add_argument("--config", metavar="FILE.yaml", help="YAML file of options (keys as below, with underscores)")
-    fit.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    fit.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint; "
+                     "with --epochs N, extend it (finished or not) to N epochs")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run in --run-dir")
     fit.add_argument("--debug", **debug)
     for name in every_option:
@@ -149,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_option(test, "device", "where to evaluate", default="auto")
     test.add_argument("--output", metavar="FILE.json", help="also write the metrics to this JSON file")
     test.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    test.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                      help="write the per-class report and a confusion matrix per level (default: on)")
+    test.add_argument("--report-dir", metavar="DIR", help="where the report goes (default: RUN_DIR/report when "
+                      "--ckpt is in a run directory; replaced by each hcal test)")
     test.add_argument("--debug", **debug)
 
     pred = sub.add_parser("predict", help="predict a label and a score per level for new inputs",
@@ -215,27 +208,32 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    from .engine import fit
+    from .engine.rundir import resume_config
     if args.resume:
         if args.config:
             raise ConfigError("--resume takes the run's own config.yaml; drop --config")
         fit(resume_config(args.resume, _options(args)), resume=args.resume)
-        return 0
-    config = config_from_args(args)
-    fit(config, overwrite=args.overwrite)
+    else:
+        fit(config_from_args(args), overwrite=args.overwrite)
     return 0
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    evaluate(args.ckpt, output=args.output, overwrite=args.overwrite, **_options(args))
+    from .engine import evaluate
+    evaluate(args.ckpt, output=args.output, overwrite=args.overwrite, report=args.report, report_dir=args.report_dir,
+             **_options(args))
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from .engine import predict
     predict(args.ckpt, args.inputs, output=args.output, overwrite=args.overwrite, **_options(args))
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from . import BACKBONES, DATASETS, METHODS, WEIGHTINGS
     registry = {"methods": METHODS, "backbones": BACKBONES, "datasets": DATASETS, "weightings": WEIGHTINGS}[
         args.command]
     width = max(len(n) for n in registry.names())
@@ -246,6 +244,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiments import DEFAULT_ABLATIONS, ablation, compare, sweep
     config = config_from_args(args)
     out = Path(args.out) if args.out else Path("experiments") / f"{args.experiment}-{config.dataset}"
     if args.experiment == "compare":
@@ -259,6 +258,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _cmd_visualize(args: argparse.Namespace) -> int:
+    from .experiments import visualize
     visualize(args.ckpt, init_ckpt=args.init_ckpt, out=args.out, samples=args.samples, perplexity=args.perplexity,
               **_options(args))
     return 0
