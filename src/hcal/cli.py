@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -49,6 +50,7 @@ LIGHTNING_NOISE = (
 
 def _quiet_lightning() -> None:
     """Lightning's INFO lines and the warnings that do not concern an hcal user, off for this process."""
+    import lightning.pytorch  # noqa: F401 (importing it sets its loggers to INFO)
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in LIGHTNING_NOISE:
@@ -213,9 +215,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config:
             raise ConfigError("--resume takes the run's own config.yaml; drop --config")
-        fit(resume_config(args.resume, _options(args)), resume=args.resume)
+        fit(resume_config(args.resume, _options(args)), resume=args.resume, command=args.command_line)
     else:
-        fit(config_from_args(args), overwrite=args.overwrite)
+        fit(config_from_args(args), overwrite=args.overwrite, command=args.command_line)
     return 0
 
 
@@ -269,9 +271,12 @@ COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict, "experi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["hcal", *argv])  # what run.json records
     command = COMMANDS.get(args.command, _cmd_list)
-    _quiet_lightning()
+    if command is not _cmd_list:
+        _quiet_lightning()
     try:
         return command(args)
     except HcalError as e:
