@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 
 from .report import format_duration
 
@@ -29,8 +30,12 @@ class ProgressBar(TQDMProgressBar):
         super().__init__(leave=True)
         self.keys = keys
 
+    def on_train_start(self, *args) -> None:
+        pass  # a bar per epoch, from on_train_epoch_start (Lightning's would leave an empty "Training" bar)
+
     def on_train_epoch_start(self, trainer, *args) -> None:
-        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar = self.init_train_tqdm()
+        self.train_progress_bar.reset(total=convert_inf(self.total_train_batches))
         self.train_progress_bar.set_description(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
 
     def get_metrics(self, trainer, pl_module) -> dict[str, str]:
