@@ -99,11 +99,11 @@ def plot_confusion(path: Path, matrix: np.ndarray, names: Sequence[str], title: 
     the counts written in the cells."""
     plt = pyplot()
     n = len(names)
-    side = min(16.0, max(5.0, 0.42 * n + 3.0))
+    side = min(10.0, max(5.0, 0.3 * n + 3.0))  # inches: a page's width at most
     fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=120)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
-    font = 9 if n <= 12 else 7 if n <= 20 else 6
+    font = min(10.0, max(6.0, 0.3 * (side - 2.0) * 72 / n))  # about a third of a cell
     for i in range(n):
         for j in range(n):
             if matrix[i, j]:

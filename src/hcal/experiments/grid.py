@@ -49,7 +49,7 @@ def _check_same(existing: Path, wanted: Config) -> None:
     defaults = Config().to_dict()
     diff = [
         f"{k}: run has {saved.get(k)!r}, now {v!r}"
-        for k, v in wanted.to_dict().items()
+        for k, v in wanted.to_file_dict().items()  # as a run saves it (data_dir absolute)
         if k not in IGNORED_KEYS and saved.get(k) != v and not (k == "backbone" and v == "auto")
         # an option added to hcal after the run was made, at its default: the run had that behaviour
         and not (k not in saved and v == defaults[k])
