@@ -85,8 +85,7 @@ def plot_training_curves(path: Path, metrics_csv: Path, num_levels: int, title: 
         best = (max if best_is_max else min)(sorted(values), key=lambda e: values[e])
         for ax in axes[1]:
             ax.axvline(best, color="grey", linestyle=":", linewidth=1.2)
-        axes[1, 0].annotate(f"best epoch by {monitor}: {best}", (0.01, 0.02), xycoords="axes fraction", fontsize=8,
-                            color="dimgrey")
+            ax.set_xlabel(f"epoch (dotted: {best}, the best by {monitor})", fontsize=9)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
