@@ -8,6 +8,7 @@ to be read when printed (ticks 8 pt and up, 120 dpi).
 from __future__ import annotations
 
 import csv
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -115,7 +116,7 @@ def plot_confusion(path: Path, matrix: np.ndarray, names: Sequence[str], title: 
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label("share of the true class", fontsize=9)
     bar.ax.tick_params(labelsize=8)
-    ax.set_title(title, fontsize=10, wrap=True)
+    ax.set_title("\n".join(textwrap.fill(line, int(14 * side)) for line in title.split("\n")), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

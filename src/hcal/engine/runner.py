@@ -211,8 +211,8 @@ def evaluate(
     elif report:
         samples = int(module.last_confusion[0].sum())
         files = write_class_report(out, module.last_confusion, bundle.hierarchy,
-                                   f"Test split of {cfg.dataset} ({samples} samples), checkpoint {ckpt}, "
-                                   f"{cfg.decode} decoding.")
+                                   f"Test split of {cfg.dataset} ({samples} samples), {cfg.decode} decoding; "
+                                   f"checkpoint {ckpt}.")
         echo(f"per-class report: {', '.join(str(f) for f in files)}")
     return metrics
 

@@ -13,6 +13,7 @@ apart from the points' colours, and every prototype is named.
 from __future__ import annotations
 
 import itertools
+import textwrap
 import time
 from pathlib import Path
 from typing import Callable
@@ -124,7 +125,7 @@ def _plot(path: Path, xy: np.ndarray, colour_idx: np.ndarray, names: tuple[str, 
         handles += [Line2D([], [], marker="o", color="w", markerfacecolor=colours[i], markersize=7, label=n)
                     for i, n in enumerate(names)]
     ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle("\n".join(textwrap.fill(line, 110) for line in title.split("\n")), fontsize=10)  # long paths
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
