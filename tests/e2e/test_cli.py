@@ -172,7 +172,7 @@ def test_resume_continues_from_last_checkpoint(cli, tmp_path):
 
 def test_resume_with_more_epochs_extends_a_finished_run(cli, tmp_path):
     run_dir = tmp_path / "run"
-    first = [*FAST, "--epochs", "1", "--limit-batches", "3", "--run-dir", run_dir]
+    first = [*FAST, "--epochs", "1", "--limit-batches", "3", "--deterministic", "--run-dir", run_dir]
     assert cli("fit", *first).code == 0
     r = cli("fit", "--resume", run_dir, "--epochs", "2", "--no-progress")
     assert r.code == 0, r
@@ -184,6 +184,9 @@ def test_resume_with_more_epochs_extends_a_finished_run(cli, tmp_path):
         (f"hcal fit {' '.join(map(str, first))}", 1), (f"hcal fit --resume {run_dir} --epochs 2 --no-progress", 2)]
     assert info["train_seconds"] >= info["history"][1]["train_seconds"] and info["sessions"] == 2
     assert "over 2 sessions" in r.out
+    # with the constant learning rate, the extended run is the run of 2 epochs from the start
+    assert cli("fit", *first[:-1], tmp_path / "direct", "--epochs", "2").code == 0
+    assert (run_dir / "metrics.json").read_text() == (tmp_path / "direct" / "metrics.json").read_text()
     epochs = {row["epoch"] for row in csv.DictReader(open(run_dir / "logs" / "csv" / "metrics.csv"))
               if row["val/acc_l1"]}
     assert epochs == {"0", "1"}  # the first session's log is kept
