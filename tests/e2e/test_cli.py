@@ -84,7 +84,7 @@ def test_test_command_reproduces_fit_metrics(trained_run, cli, tmp_path):
     assert "HVR" in r.out
     # the per-class report, in the run's report/: each level's recall weighted by support is its accuracy
     report = run_dir / "report"
-    assert f"per-class report: {report / 'per_class.csv'}, {report / 'report.md'}" in r.out
+    assert f"per-class report in {report}: per_class.csv, report.md, confusion_l1.png" in r.out
     rows = list(csv.DictReader(open(report / "per_class.csv")))
     for k in (1, 2, 3):
         level = [row for row in rows if row["level"] == str(k)]
@@ -97,6 +97,14 @@ def test_test_command_reproduces_fit_metrics(trained_run, cli, tmp_path):
                     "--decode", "consistent")
     assert elsewhere.code == 0 and (tmp_path / "rep" / "report.md").is_file()
     assert "consistent decoding" in (tmp_path / "rep" / "report.md").read_text()
+    (tmp_path / "a-file").write_text("x")
+    bad = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--report-dir", tmp_path / "a-file")
+    assert_one_line_error(bad, "--report-dir", "a-file", "is a file")
+    assert bad.code == 2
+    loose = tmp_path / "loose.ckpt"
+    loose.write_bytes((run_dir / "checkpoints" / "best.ckpt").read_bytes())
+    r = cli("test", "--ckpt", loose)
+    assert r.code == 0 and "no per-class report" in r.out and "--report-dir" in r.out
     consistent = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--decode", "consistent", "--output",
                      tmp_path / "c.json")
     assert consistent.code == 0, consistent

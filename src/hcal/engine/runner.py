@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from ..checks import check_config, check_monitor
 from ..config import Config
 from ..datasets import DATASETS, DataBundle, create_dataset
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..plots import plot_training_curves
 from .checkpoint import atomic_write
 from .class_report import write_class_report
@@ -181,6 +181,9 @@ def evaluate(
     """Evaluate a checkpoint on a test set (its own dataset's by default). ``report``: also write the per-class
     report (:mod:`~hcal.engine.class_report`) into ``report_dir``, by default the checkpoint's run's ``report/``."""
     check_output(output, overwrite)
+    out = Path(report_dir) if report_dir is not None else report_dir_of(Path(ckpt))
+    if report and out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"--report-dir {str(out)!r} is a file; give a folder (created if missing)")
     if dataset is not None:
         DATASETS.get(dataset)
     module, _ = HierarchicalModule.from_checkpoint(ckpt)
@@ -205,7 +208,6 @@ def evaluate(
         write_json(Path(output), metrics)
     title = f"test metrics of {ckpt} on {cfg.dataset} ({cfg.decode} decoding)"
     echo(format_table(metrics, "test", bundle.hierarchy.num_levels, title=title))
-    out = Path(report_dir) if report_dir is not None else report_dir_of(Path(ckpt))
     if report and out is None:
         echo(f"no per-class report: {ckpt} is not in a run directory's checkpoints/ (give --report-dir DIR)")
     elif report:
@@ -213,7 +215,7 @@ def evaluate(
         files = write_class_report(out, module.last_confusion, bundle.hierarchy,
                                    f"Test split of {cfg.dataset} ({samples} samples), {cfg.decode} decoding; "
                                    f"checkpoint {ckpt}.")
-        echo(f"per-class report: {', '.join(str(f) for f in files)}")
+        echo(f"per-class report in {out}: {', '.join(f.name for f in files)}")
     return metrics
 
 
