@@ -154,8 +154,11 @@ def test_visualize_draws_every_level_at_init_and_after_training(cli, tmp_path):
     assert names == sorted([f"tsne_{s}_{k}.png" for s in ("init", "trained") for k in ("l1", "l2", "l3", "all")])
     for p in (run / "figures").glob("*.png"):
         with Image.open(p) as img:
-            assert img.format == "PNG" and img.size == (840, 720)
+            assert img.format == "PNG" and img.size == (1275, 975)
             assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 50
+    # progress: one t-SNE per state (the levels share one embedding space), announced as it starts
+    assert "[1/2] init: t-SNE of 150 test embeddings and every level's 14 prototypes" in r.out
+    assert "[2/2] trained: t-SNE" in r.out and f"wrote {run / 'figures' / 'tsne_trained_all.png'}" in r.out
 
 
 def test_paper_claims_script_reads_the_tables(cli, tmp_path):

@@ -16,6 +16,7 @@ from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ..methods import create_method
 from ..metrics import HierarchicalMetrics
+from ..metrics.per_class import LevelConfusionMatrices
 from ..weighting import GradientWeighting, SharedTrunk, weighting_from_config
 from .checkpoint import FORMAT, load_checkpoint_file
 
@@ -84,6 +85,8 @@ class HierarchicalModule(L.LightningModule):
         self.batch_augment: torch.nn.Module | None = None  # set by the runner for --augment-on device
         self.val_metrics = HierarchicalMetrics(self.hierarchy)
         self.test_metrics = HierarchicalMetrics(self.hierarchy)
+        self.test_confusion = LevelConfusionMatrices(self.hierarchy)  # hcal test's per-class report
+        self.last_confusion: list[torch.Tensor] = []
         self.register_buffer("leaf_paths", self.hierarchy.leaf_paths(), persistent=False)
         self.level_keys = [Hierarchy.level_key(k) for k in range(self.hierarchy.num_levels)]
         self.last_metrics: dict[str, dict[str, float]] = {}
@@ -210,10 +213,11 @@ class HierarchicalModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_step(self, batch, metrics: HierarchicalMetrics) -> None:
+    def _eval_step(self, batch, *metrics: HierarchicalMetrics | LevelConfusionMatrices) -> None:
         x, y = batch
         preds, _ = self.predict_batch(x)
-        metrics.update(preds, y)
+        for m in metrics:
+            m.update(preds, y)
 
     def _eval_epoch_end(self, metrics: HierarchicalMetrics, prefix: str) -> None:
         values = metrics.compute()
@@ -228,10 +232,12 @@ class HierarchicalModule(L.LightningModule):
         self._eval_epoch_end(self.val_metrics, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics)
+        self._eval_step(batch, self.test_metrics, self.test_confusion)
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end(self.test_metrics, "test")
+        self.last_confusion = [c.cpu() for c in self.test_confusion.compute()]
+        self.test_confusion.reset()
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import platform
+import shlex
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,37 +19,42 @@ from typing import Any, Sequence
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..checks import check_config, check_monitor
 from ..config import Config
 from ..datasets import DATASETS, DataBundle, create_dataset
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
+from ..plots import plot_training_curves
 from .checkpoint import atomic_write
+from .class_report import write_class_report
 from .data import HierarchicalDataModule, split_batch_augmentation
 from .distributed import global_rank, share_run_dir, shared_run_dir
 from .module import HierarchicalModule
 from .predict_inputs import expand_inputs, load_inputs
-from .progress import EpochSummary, InitCheckpoint
-from .report import format_table
+from .progress import EpochSummary, InitCheckpoint, ProgressBar, TrainingClock
+from .report import format_duration, format_table
 from .rng import RngStateCallback
 from .rundir import (
     BEST,
     CHECKPOINTS,
     CONFIG_FILE,
+    CURVES_FILE,
     HIERARCHY_FILE,
     INIT,
     LAST,
     METRICS_FILE,
-    RUN_INFO_FILE,
     check_output,
     check_run_dir,
     default_run_dir,
+    extend_run,
+    finish_session,
     prepare_run_dir,
+    report_dir_of,
     resumable_checkpoint,
+    start_session,
     write_json,
 )
-from .trainer import augment_on_device, build_trainer, interactive_progress, monitor_mode
+from .trainer import augment_on_device, build_loggers, build_trainer, interactive_progress, monitor_mode
 
 __all__ = ["fit", "evaluate", "predict", "FitResult", "load_bundle", "resolve_config"]
 
@@ -81,15 +84,17 @@ def _silent(*args: Any, **kwargs: Any) -> None:
     pass
 
 
-def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = False, echo=print) -> FitResult:
-    """Train ``config`` (or continue the run in ``resume``, whose config it is), select on validation, test once."""
+def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = False, echo=print,
+        command: str | None = None) -> FitResult:
+    """Train ``config`` (or continue the run in ``resume``, whose config it is; more epochs than the run's extend
+    it), select on validation, test once. ``command``: what run.json records (default: this process's argv)."""
     check_config(config)
     main = global_rank() == 0  # under DDP, Lightning re-runs this command for ranks 1..N-1
     echo = echo if main else _silent
     last = None
     if resume is not None:
         run_dir = Path(resume)
-        last = resumable_checkpoint(run_dir, clean=main)
+        last = resumable_checkpoint(run_dir, config, clean=main)
     elif main:
         run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         check_run_dir(run_dir, overwrite)
@@ -101,10 +106,13 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
     config = resolve_config(config, bundle).replace(run_dir=str(run_dir))
     # Build the model before touching the run directory: a backbone that does not fit the data leaves nothing.
     module = HierarchicalModule(config.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict())
-    if resume is None and main:
+    if main and resume is None:
         prepare_run_dir(run_dir)
         config.save(run_dir / CONFIG_FILE)
         bundle.hierarchy.to_json(run_dir / HIERARCHY_FILE)
+    elif main:
+        extend_run(run_dir, config)
+    session = start_session(run_dir, command or shlex.join(sys.argv)) if main else {}
     share_run_dir(run_dir)
 
     if augment_on_device(config):
@@ -117,23 +125,19 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
                                   enable_version_counter=False, auto_insert_metric_name=False)
     latest = ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename=LAST.removesuffix(".ckpt"), monitor=None,
                              save_top_k=1, enable_version_counter=False)
-    loggers = [
-        CSVLogger(save_dir=str(run_dir / "logs"), name="", version="csv"),
-        TensorBoardLogger(save_dir=str(run_dir / "logs"), name="", version="tensorboard", default_hp_metric=False),
-    ]
-    callbacks = [checkpoints, latest, RngStateCallback(), InitCheckpoint(run_dir / CHECKPOINTS / INIT)]
-    if not interactive_progress(config):
-        callbacks.append(EpochSummary(echo, keys=tuple(dict.fromkeys([config.monitor, "val/acc_l1", "val/hvr"]))))
-    trainer = build_trainer(config, run_dir, callbacks, loggers)
+    clock = TrainingClock()
+    keys = tuple(dict.fromkeys([config.monitor, "val/acc_l1", "val/hvr"]))
+    callbacks = [checkpoints, latest, RngStateCallback(), InitCheckpoint(run_dir / CHECKPOINTS / INIT), clock,
+                 ProgressBar(keys) if interactive_progress(config) else EpochSummary(echo, keys)]
+    trainer = build_trainer(config, run_dir, callbacks, build_loggers(run_dir))
     h = bundle.hierarchy
     echo(
         f"hcal fit: {config.method} on {config.dataset} ({bundle.source}; {len(bundle.train)} train / "
         f"{len(bundle.val)} val / {len(bundle.test)} test; levels {' > '.join(map(str, reversed(h.sizes)))} "
         f"classes), backbone {config.backbone}, {config.epochs} epochs, run dir {run_dir}"
     )
-    start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if last else None)
-    seconds = time.perf_counter() - start
+    seconds, total_seconds = clock.session, clock.total  # before test() reloads the clock's state from best.ckpt
     best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else run_dir / CHECKPOINTS / BEST
     trainer.test(module, datamodule=data, ckpt_path=str(best), verbose=False)
     metrics = dict(module.last_metrics["test"])
@@ -141,23 +145,23 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
     metrics[f"best_{config.monitor}"] = float(best_score) if best_score is not None else float("nan")
     metrics = {k: metrics[k] for k in sorted(metrics, key=lambda k: (not k.startswith("test/"), k))}
     if not main:
-        return FitResult(run_dir, metrics, best, seconds, "")
+        return FitResult(run_dir, metrics, best, total_seconds, "")
     write_json(run_dir / METRICS_FILE, metrics)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and config.device != "cpu" else "no GPU used"
-    write_json(run_dir / RUN_INFO_FILE, {
-        "train_seconds": round(seconds, 1),
-        "epochs_completed": trainer.current_epoch,
-        "best_checkpoint": str(best),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}",
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "command": " ".join(sys.argv),
-    })
+    finish_session(run_dir, session, seconds=seconds, total_seconds=total_seconds, epochs=trainer.current_epoch,
+                   best=best, gpu=gpu)
+    plot_training_curves(run_dir / CURVES_FILE, run_dir / "logs" / "csv" / "metrics.csv", h.num_levels,
+                         f"training curves: {config.method} on {config.dataset}, run dir {run_dir}",
+                         weighting=module.method.weighting_spec(config)[0], monitor=config.monitor,
+                         best_is_max=monitor_mode(config.monitor) == "max")
     title = f"test metrics (best checkpoint by {config.monitor}, {config.decode} decoding)"
     table = format_table(metrics, "test", h.num_levels, title=title)
-    table += f"\ntrain time: {seconds:.0f} s\nrun dir: {run_dir}"
+    sessions = len(session["history"])
+    table += (f"\ntrain time: {format_duration(total_seconds)}"
+              + (f" over {sessions} sessions (this one {format_duration(seconds)})" if sessions > 1 else "")
+              + f"\ntraining curves: {run_dir / CURVES_FILE}\nrun dir: {run_dir}")
     echo(table)
-    return FitResult(run_dir, metrics, best, seconds, table)
+    return FitResult(run_dir, metrics, best, total_seconds, table)
 
 
 def evaluate(
@@ -170,10 +174,16 @@ def evaluate(
     device: str = "auto",
     output: str | Path | None = None,
     overwrite: bool = False,
+    report: bool = True,
+    report_dir: str | Path | None = None,
     echo=print,
 ) -> dict[str, float]:
-    """Evaluate a checkpoint on a test set (its own dataset's by default)."""
+    """Evaluate a checkpoint on a test set (its own dataset's by default). ``report``: also write the per-class
+    report (:mod:`~hcal.engine.class_report`) into ``report_dir``, by default the checkpoint's run's ``report/``."""
     check_output(output, overwrite)
+    out = Path(report_dir) if report_dir is not None else report_dir_of(Path(ckpt))
+    if report and out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"--report-dir {str(out)!r} is a file; give a folder (created if missing)")
     if dataset is not None:
         DATASETS.get(dataset)
     module, _ = HierarchicalModule.from_checkpoint(ckpt)
@@ -198,6 +208,14 @@ def evaluate(
         write_json(Path(output), metrics)
     title = f"test metrics of {ckpt} on {cfg.dataset} ({cfg.decode} decoding)"
     echo(format_table(metrics, "test", bundle.hierarchy.num_levels, title=title))
+    if report and out is None:
+        echo(f"no per-class report: {ckpt} is not in a run directory's checkpoints/ (give --report-dir DIR)")
+    elif report:
+        samples = int(module.last_confusion[0].sum())
+        files = write_class_report(out, module.last_confusion, bundle.hierarchy,
+                                   f"Test split of {cfg.dataset} ({samples} samples), {cfg.decode} decoding; "
+                                   f"checkpoint {ckpt}.")
+        echo(f"per-class report in {out}: {', '.join(f.name for f in files)}")
     return metrics
 
 

@@ -15,10 +15,10 @@ from ..config import Config, check_option, sweepable_options
 from ..decoding import DECODINGS
 from ..engine.rundir import CONFIG_FILE
 from ..errors import ConfigError
+from ..plots import pyplot
 from .grid import RunSpec, run_grid
 from .paper import load_reference, paper_rows
 from .tables import markdown_table, summarise, table_columns
-from .visualize import pyplot
 
 __all__ = ["compare", "ablation", "sweep", "ABLATIONS", "DEFAULT_ABLATIONS"]
 

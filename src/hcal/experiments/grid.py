@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +47,12 @@ class RunSpec:
 
 def _check_same(existing: Path, wanted: Config) -> None:
     saved = yaml.safe_load(existing.read_text()) or {}
+    if saved.get("data_dir"):  # runs made before hcal saved it absolute
+        saved["data_dir"] = os.path.abspath(saved["data_dir"])
     defaults = Config().to_dict()
     diff = [
         f"{k}: run has {saved.get(k)!r}, now {v!r}"
-        for k, v in wanted.to_dict().items()
+        for k, v in wanted.to_file_dict().items()  # as a run saves it (data_dir absolute)
         if k not in IGNORED_KEYS and saved.get(k) != v and not (k == "backbone" and v == "auto")
         # an option added to hcal after the run was made, at its default: the run had that behaviour
         and not (k not in saved and v == defaults[k])
