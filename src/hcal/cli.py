@@ -1,17 +1,15 @@
-"""The ``hcal`` command line: fit, test, predict, the experiments, visualize, and listings of every registry.
+"""The ``hcal`` command line: fit, test, predict, export, the experiments, visualize, and listings of every registry.
 
 Every option that is a :class:`~hcal.config.Config` field (all of ``fit``'s; ``--decode``,
 ``--device``, ``--limit-batches``, ... of the other commands) is declared from its field: its type,
 help, default and check come from ``config.py``. The process-wide settings of a command-line run,
-quieter Lightning logs and warnings, are made here (:func:`main`), never by the library.
+quieter Lightning logs and warnings (:mod:`hcal.quiet`), are made here (:func:`main`), never by the library.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,30 +33,10 @@ from .engine.rundir import resume_config
 from .errors import ConfigError, HcalError
 from .experiments import DEFAULT_ABLATIONS, ablation, compare, sweep, visualize
 from .methods import METHODS
+from .quiet import quiet_lightning
 from .weighting import WEIGHTINGS
 
 __all__ = ["main", "build_parser"]
-
-LIGHTNING_NOISE = (
-    ".*does not have many workers.*",
-    ".*Experiment logs directory.*exists and is not empty.*",
-    ".*Checkpoint directory .* exists and is not empty.*",
-    ".*The number of training batches .* is smaller than the logging interval.*",
-    ".*on_epoch=True.* not.*",
-    ".*GPU available but not used.*",
-    ".*You are using `torch.load` with `weights_only=False`.*",
-    ".*isinstance.treespec, LeafSpec.*",
-    ".*It is recommended to use `self.log\\(.*sync_dist=True.*",  # torchmetrics already synced them
-)
-
-
-def _quiet_lightning() -> None:
-    """Lightning's INFO lines and the warnings that do not concern an hcal user, off for this process."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in LIGHTNING_NOISE:
-        warnings.filterwarnings("ignore", message=pattern)
-
 
 class _Parser(argparse.ArgumentParser):
     """Argument errors as one line (no usage block), exit status 2."""
@@ -153,14 +131,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     pred = sub.add_parser("predict", help="predict a label and a score per level for new inputs",
                           description="Predict with a checkpoint: image files or folders (image models) or .npy "
-                                      "files of feature vectors (vector models). One CSV row per input.")
+                                      "files of feature vectors (vector models). One CSV or JSON-lines row per input.")
     pred.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file")
     pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files/folders, or .npy files")
-    pred.add_argument("--output", metavar="FILE.csv", help="write the CSV here (default: print it)")
+    pred.add_argument("--output", metavar="FILE", help="write the rows here (default: print them)")
+    pred.add_argument("--format", choices=("csv", "jsonl"), help="default: jsonl for an --output FILE.jsonl, else csv")
+    pred.add_argument("--top-k", type=int, default=0, metavar="K", help="also each level's K most probable classes")
+    pred.add_argument("--probabilities", action="store_true", help="also each level's whole probability vector")
+    pred.add_argument("--skip-bad", action="store_true", help="an input that cannot be predicted (non-finite values, "
+                      "unreadable or empty file) gets a row with an error column instead of stopping hcal")
     _add_option(pred, "decode", "decoding (default: the checkpoint's)")
     _add_option(pred, "batch_size", "inputs per forward pass", default=256)
     pred.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     pred.add_argument("--debug", **debug)
+
+    export = sub.add_parser("export", help="a checkpoint as one TorchScript or ONNX file for serving",
+                            description="Export a checkpoint's prediction (scaling, normalisation, model, decoding, "
+                                        "probabilities) with its hierarchy and preprocessing as metadata.")
+    export.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file")
+    export.add_argument("--format", required=True, choices=("torchscript", "onnx"), help="file format")
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    _add_option(export, "decode", "decoding (default: the checkpoint's)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    export.add_argument("--debug", **debug)
 
     exp = sub.add_parser("experiment", help="the paper's experiments: compare, ablation, sweep",
                          description="Run a grid of fits with identical data and budget; resumable.")
@@ -231,7 +224,14 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    predict(args.ckpt, args.inputs, output=args.output, overwrite=args.overwrite, **_options(args))
+    predict(args.ckpt, args.inputs, output=args.output, format=args.format, top_k=args.top_k,
+            probabilities=args.probabilities, skip_bad=args.skip_bad, overwrite=args.overwrite, **_options(args))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .engine.export import export
+    export(args.ckpt, args.format, args.out, overwrite=args.overwrite, **_options(args))
     return 0
 
 
@@ -264,14 +264,14 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict, "experiment": _cmd_experiment,
-            "visualize": _cmd_visualize}
+COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict, "export": _cmd_export,
+            "experiment": _cmd_experiment, "visualize": _cmd_visualize}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = COMMANDS.get(args.command, _cmd_list)
-    _quiet_lightning()
+    quiet_lightning()
     try:
         return command(args)
     except HcalError as e:

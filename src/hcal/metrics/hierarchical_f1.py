@@ -21,10 +21,9 @@ For predictions that form a path of the tree the two definitions agree.
 from __future__ import annotations
 
 import torch
-
-from ..hierarchy import Hierarchy
 from torchmetrics import Metric
 
+from ..hierarchy import Hierarchy
 from ._base import HierarchyMetric, check_inputs
 
 __all__ = ["HierarchicalPrecisionRecallF1", "HiClassPrecisionRecallF1"]
