@@ -1,4 +1,4 @@
-"""engine/predictions.py and hcal.predict: the Predictor's outputs, the rows (top-k, probabilities, errors), CSV and JSON
+"""engine/predictions.py and hcal.predict: the Predictor's outputs; rows with top-k, probabilities, errors; CSV, JSON
 lines."""
 
 import csv
