@@ -1,7 +1,8 @@
 """hcal: hierarchy-consistent hierarchical classification (HCAL, CIKM 2025, and baselines).
 
 Every sample carries one label on each level of a class tree; level 1 is the finest.
-Start with :class:`Hierarchy`, :class:`Config` and :func:`fit`; plug-ins live in the registries
+Start with :class:`Hierarchy`, :class:`Config` and :func:`fit` (or the scikit-learn estimator
+:class:`HierarchicalClassifier`); plug-ins live in the registries
 :data:`METHODS`, :data:`BACKBONES`, :data:`DATASETS` and :data:`WEIGHTINGS`.
 """
 
@@ -13,6 +14,7 @@ from .datasets import DATASETS, DataBundle, create_dataset
 from .decoding import decode
 from .engine import evaluate, fit, predict
 from .errors import CheckpointError, ConfigError, DataError, HcalError, HierarchyError
+from .estimator import HierarchicalClassifier
 from .hierarchy import Hierarchy
 from .methods import METHODS, HierarchicalMethod, create_method
 from .metrics import HierarchicalMetrics
@@ -32,6 +34,7 @@ __all__ = [
     "Weighting",
     "DataBundle",
     "HierarchicalMetrics",
+    "HierarchicalClassifier",
     "create_method",
     "create_backbone",
     "create_dataset",

@@ -79,8 +79,12 @@ def _silent(*args: Any, **kwargs: Any) -> None:
     pass
 
 
-def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = False, echo=print) -> FitResult:
-    """Train ``config`` (or continue the run in ``resume``, whose config it is), select on validation, test once."""
+def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = False, echo=print,
+        bundle: DataBundle | None = None) -> FitResult:
+    """Train ``config`` (or continue the run in ``resume``, whose config it is), select on validation, test once.
+
+    ``bundle``: the data, instead of ``config.dataset``'s (:class:`~hcal.HierarchicalClassifier`'s arrays).
+    """
     check_config(config)
     main = global_rank() == 0  # under DDP, Lightning re-runs this command for ranks 1..N-1
     echo = echo if main else _silent
@@ -95,7 +99,7 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
         run_dir = shared_run_dir()
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    bundle = load_bundle(config)
+    bundle = load_bundle(config) if bundle is None else bundle
     config = resolve_config(config, bundle).replace(run_dir=str(run_dir))
     # Build the model before touching the run directory: a backbone that does not fit the data leaves nothing.
     module = HierarchicalModule(config.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict())
