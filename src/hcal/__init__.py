@@ -12,7 +12,7 @@ from .backbones import BACKBONES, create_backbone
 from .config import Config
 from .datasets import DATASETS, DataBundle, create_dataset
 from .decoding import decode
-from .engine import evaluate, fit, predict
+from .engine import evaluate, export, fit, predict
 from .errors import CheckpointError, ConfigError, DataError, HcalError, HierarchyError
 from .estimator import HierarchicalClassifier
 from .hierarchy import Hierarchy
@@ -43,6 +43,7 @@ __all__ = [
     "fit",
     "evaluate",
     "predict",
+    "export",
     "HcalError",
     "ConfigError",
     "DataError",

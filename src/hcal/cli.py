@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file")
     pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files/folders, or .npy files")
     pred.add_argument("--output", metavar="FILE", help="write the rows here (default: print them)")
-    pred.add_argument("--format", choices=("csv", "jsonl"), help="default: jsonl for an --output FILE.jsonl, else csv")
+    pred.add_argument("--format", choices=("csv", "jsonl"), help="CSV or JSON lines (default: jsonl for an --output "
+                      "ending in .jsonl, else csv)")
     pred.add_argument("--top-k", type=int, default=0, metavar="K", help="also each level's K most probable classes")
     pred.add_argument("--probabilities", action="store_true", help="also each level's whole probability vector")
     pred.add_argument("--skip-bad", action="store_true", help="an input that cannot be predicted (non-finite values, "
@@ -230,7 +231,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .engine.export import export
+    from .engine import export
     export(args.ckpt, args.format, args.out, overwrite=args.overwrite, **_options(args))
     return 0
 
