@@ -169,7 +169,9 @@ class HierarchicalClassifier(ClassifierMixin, BaseEstimator):
             inputs = torch.as_tensor(X)
             splits = [TensorDataset(inputs, targets, idx) for idx in (train, val)]
             default_backbone = "mlp"
-        bundle = DataBundle("arrays", tree, spec, splits[0], splits[1], splits[1], default_backbone, "given in memory")
+        # no test split: hcal fit's closing evaluation runs on the validation samples
+        bundle = DataBundle(name="arrays", hierarchy=tree, input_spec=spec, train=splits[0], val=splits[1],
+                            test=splits[1], default_backbone=default_backbone, source="given in memory")
         with tempfile.TemporaryDirectory(prefix="hcal-estimator-") as tmp, lightning_quietly():  # as hcal fit is
             run_dir = Path(self.run_dir) if self.run_dir else Path(tmp) / "run"
             result = run_fit(config.replace(run_dir=str(run_dir)), overwrite=True, bundle=bundle,
@@ -213,10 +215,7 @@ class HierarchicalClassifier(ClassifierMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Full-path accuracy: the fraction of samples with every level right."""
-        predicted = self.predict(X)
-        truth, _ = self._label_paths(y)
-        if self.paths_joined_:
-            predicted = np.array([p.split(self.separator) for p in predicted], dtype=object)
+        (predicted, _), (truth, _) = self._label_paths(self.predict(X)), self._label_paths(y)
         right = np.all(predicted.astype(object) == truth.astype(object), axis=1)
         return float(np.average(right, weights=sample_weight))
 
