@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import check_option
 from ..decoding import decode
 from ..errors import ConfigError
 from ..hierarchy import Hierarchy
@@ -64,7 +65,7 @@ class Predictor(nn.Module):
         super().__init__()
         self.method = module.method
         self.hierarchy = module.hierarchy
-        self.decode_mode = decode or module.decode_mode
+        self.decode_mode = check_option("decode", decode or module.decode_mode, "--decode")
         self.channels_last = module.config.channels_last
         self.register_buffer("leaf_paths", module.hierarchy.leaf_paths(), persistent=False)
         self.register_buffer("input_mean", module.input_mean, persistent=False)

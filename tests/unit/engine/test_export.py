@@ -93,6 +93,8 @@ def test_export_refuses_what_it_cannot_do(tmp_path, toy):
     ckpt = untrained_checkpoint(tmp_path / "m.ckpt", toy, VECTORS)
     with pytest.raises(ConfigError, match="--format 'tflite': choose one of torchscript, onnx"):
         export(ckpt, "tflite", tmp_path / "m.x")
+    with pytest.raises(ConfigError, match="--decode: expected one of nearest, consistent, got 'best'"):
+        export(ckpt, "onnx", tmp_path / "m.onnx", decode="best")
     (tmp_path / "m.pt").write_text("mine")
     with pytest.raises(ConfigError, match="--out .*m.pt' exists; pass --overwrite"):
         export(ckpt, "torchscript", tmp_path / "m.pt")
