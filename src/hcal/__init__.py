@@ -1,7 +1,8 @@
 """hcal: hierarchy-consistent hierarchical classification (HCAL, CIKM 2025, and baselines).
 
 Every sample carries one label on each level of a class tree; level 1 is the finest.
-Start with :class:`Hierarchy`, :class:`Config` and :func:`fit`; plug-ins live in the registries
+Start with :class:`Hierarchy`, :class:`Config` and :func:`fit` (or the scikit-learn estimator
+:class:`HierarchicalClassifier`); plug-ins live in the registries
 :data:`METHODS`, :data:`BACKBONES`, :data:`DATASETS` and :data:`WEIGHTINGS`.
 
 The names below are imported on first use (``from hcal import fit`` imports the engine then), so
@@ -36,6 +37,8 @@ _EXPORTS = {
     "fit": "engine",
     "evaluate": "engine",
     "predict": "engine",
+    "export": "engine",
+    "HierarchicalClassifier": "estimator",
     "HcalError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",

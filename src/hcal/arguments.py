@@ -110,14 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     pred = sub.add_parser("predict", help="predict a label and a score per level for new inputs",
                           description="Predict with a checkpoint: image files or folders (image models) or .npy "
-                                      "files of feature vectors (vector models). One CSV row per input.")
+                                      "files of feature vectors (vector models). One CSV or JSON-lines row per input.")
     pred.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file")
     pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files/folders, or .npy files")
-    pred.add_argument("--output", metavar="FILE.csv", help="write the CSV here (default: print it)")
+    pred.add_argument("--output", metavar="FILE", help="write the rows here (default: print them)")
+    pred.add_argument("--format", choices=("csv", "jsonl"), help="CSV or JSON lines (default: jsonl for an --output "
+                      "ending in .jsonl, else csv)")
+    pred.add_argument("--top-k", type=int, default=0, metavar="K", help="also each level's K most probable classes")
+    pred.add_argument("--probabilities", action="store_true", help="also each level's whole probability vector")
+    pred.add_argument("--skip-bad", action="store_true", help="an input that cannot be predicted (non-finite values, "
+                      "unreadable or empty file) gets a row with an error column instead of stopping hcal")
     _add_option(pred, "decode", "decoding (default: the checkpoint's)")
     _add_option(pred, "batch_size", "inputs per forward pass", default=256)
     pred.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     pred.add_argument("--debug", **debug)
+
+    export = sub.add_parser("export", help="a checkpoint as one TorchScript or ONNX file for serving",
+                            description="Export a checkpoint's prediction (scaling, normalisation, model, decoding, "
+                                        "probabilities) with its hierarchy and preprocessing as metadata.")
+    export.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file")
+    export.add_argument("--format", required=True, choices=("torchscript", "onnx"), help="file format")
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    _add_option(export, "decode", "decoding (default: the checkpoint's)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    export.add_argument("--debug", **debug)
 
     exp = sub.add_parser("experiment", help="the paper's experiments: compare, ablation, sweep",
                          description="Run a grid of fits with identical data and budget; resumable.")

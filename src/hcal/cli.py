@@ -1,8 +1,8 @@
-"""The ``hcal`` command line: fit, test, predict, the experiments, visualize, and listings of every registry.
+"""The ``hcal`` command line: fit, test, predict, export, the experiments, visualize, and listings of every registry.
 
 The parser (its flags declared from :class:`~hcal.config.Config`'s fields) is in
 :mod:`hcal.arguments`. The process-wide settings of a command-line run,
-quieter Lightning logs and warnings, are made here (:func:`main`), never by the library. Each
+quieter Lightning logs and warnings (:mod:`hcal.quiet`), are made here (:func:`main`), never by the library. Each
 command imports the engine when it runs (the ``_cmd_*`` functions), so ``hcal --help`` and argument
 errors answer without loading torch and Lightning.
 """
@@ -10,40 +10,17 @@ errors answer without loading torch and Lightning.
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import sys
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 from .arguments import build_parser, options_given
 from .config import Config, load_yaml
 from .errors import ConfigError, HcalError
+from .quiet import quiet_lightning
 
 __all__ = ["main", "build_parser"]
-
-LIGHTNING_NOISE = (
-    ".*does not have many workers.*",
-    ".*Experiment logs directory.*exists and is not empty.*",
-    ".*Checkpoint directory .* exists and is not empty.*",
-    ".*The number of training batches .* is smaller than the logging interval.*",
-    ".*on_epoch=True.* not.*",
-    ".*GPU available but not used.*",
-    ".*You are using `torch.load` with `weights_only=False`.*",
-    ".*isinstance.treespec, LeafSpec.*",
-    ".*It is recommended to use `self.log\\(.*sync_dist=True.*",  # torchmetrics already synced them
-)
-
-
-def _quiet_lightning() -> None:
-    """Lightning's INFO lines and the warnings that do not concern an hcal user, off for this process."""
-    import lightning.pytorch  # noqa: F401 (importing it sets its loggers to INFO)
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in LIGHTNING_NOISE:
-        warnings.filterwarnings("ignore", message=pattern)
-
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """defaults < --config YAML < flags."""
@@ -72,7 +49,14 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .engine import predict
-    predict(args.ckpt, args.inputs, output=args.output, overwrite=args.overwrite, **options_given(args))
+    predict(args.ckpt, args.inputs, output=args.output, format=args.format, top_k=args.top_k,
+            probabilities=args.probabilities, skip_bad=args.skip_bad, overwrite=args.overwrite, **options_given(args))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .engine import export
+    export(args.ckpt, args.format, args.out, overwrite=args.overwrite, **options_given(args))
     return 0
 
 
@@ -110,8 +94,8 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict, "experiment": _cmd_experiment,
-            "visualize": _cmd_visualize}
+COMMANDS = {"fit": _cmd_fit, "test": _cmd_test, "predict": _cmd_predict, "export": _cmd_export,
+            "experiment": _cmd_experiment, "visualize": _cmd_visualize}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = shlex.join(["hcal", *argv])  # what run.json records
     command = COMMANDS.get(args.command, _cmd_list)
     if command is not _cmd_list:
-        _quiet_lightning()
+        quiet_lightning()
     try:
         return command(args)
     except HcalError as e:

@@ -124,7 +124,7 @@ def test_predict_writes_one_row_per_input(trained_run, cli, tmp_path):
             "--output", out)
     assert r.code == 0, r
     lines = out.read_text().splitlines()
-    assert lines[0] == "input,label_l1,score_l1,label_l2,score_l2,label_l3,score_l3"
+    assert lines[0] == "input,label_l1,score_l1,label_l2,score_l2,label_l3,score_l3,path_score,consistent"
     assert len(lines) == 1 + 6
     assert lines[1].startswith(f"{tmp_path / 'batch.npy'}:0,") and lines[6].startswith(f"{tmp_path / 'one.npy'},")
     rows = [line.split(",") for line in lines[1:]]

@@ -20,7 +20,24 @@ from ..metrics.per_class import LevelConfusionMatrices
 from ..weighting import GradientWeighting, SharedTrunk, weighting_from_config
 from .checkpoint import FORMAT, load_checkpoint_file
 
-__all__ = ["HierarchicalModule", "create_optimizer"]
+__all__ = ["HierarchicalModule", "create_optimizer", "prepare_inputs"]
+
+
+def prepare_inputs(x: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None,
+                   channels_last: bool = False) -> torch.Tensor:
+    """Batch-wise, on the model's device: uint8 images to floats in [0, 1], then normalised with the input
+    spec's ``mean`` and ``std`` (when it has them); vectors pass unchanged.
+
+    Datasets hand over images as uint8 (4x less to copy than floats). Training, evaluation and
+    :class:`~hcal.engine.predictions.Predictor` (``hcal predict``, ``hcal export``) all call this.
+    """
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+    if mean is not None:
+        x = (x - mean) / std
+    if channels_last and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def create_optimizer(param_groups: list[dict], config: Config) -> torch.optim.SGD:
@@ -109,17 +126,8 @@ class HierarchicalModule(L.LightningModule):
         return self.all_gather(t, sync_grads=t.is_floating_point()).flatten(0, 1)
 
     def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Batch-wise, on the training device: uint8 images to floats in [0, 1], then normalised.
-
-        Datasets hand over images as uint8 (4x less to copy than floats); vectors pass unchanged.
-        """
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
-        if self.input_mean is not None:
-            x = (x - self.input_mean) / self.input_std
-        if self.config.channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        """:func:`prepare_inputs` with this model's normalisation and layout."""
+        return prepare_inputs(x, self.input_mean, self.input_std, self.config.channels_last)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.method(self.prepare_inputs(x))

@@ -98,10 +98,10 @@ def prepare_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def check_output(output: str | Path | None, overwrite: bool) -> None:
-    """An ``--output`` file is never replaced without ``--overwrite``."""
+def check_output(output: str | Path | None, overwrite: bool, flag: str = "--output") -> None:
+    """An output file (``--output``, or ``flag``) is never replaced without ``--overwrite``."""
     if output is not None and Path(output).exists() and not overwrite:
-        raise ConfigError(f"--output {str(output)!r} exists; pass --overwrite to replace it")
+        raise ConfigError(f"{flag} {str(output)!r} exists; pass --overwrite to replace it")
 
 
 def report_dir_of(ckpt: Path) -> Path | None:

@@ -8,13 +8,11 @@ inputs :mod:`~hcal.engine.predict_inputs`'.
 
 from __future__ import annotations
 
-import csv
-import io
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -25,12 +23,12 @@ from ..config import Config
 from ..datasets import DATASETS, DataBundle, create_dataset
 from ..errors import CheckpointError, ConfigError
 from ..plots import plot_training_curves
-from .checkpoint import atomic_write
 from .class_report import write_class_report
 from .data import HierarchicalDataModule, split_batch_augmentation
 from .distributed import global_rank, share_run_dir, shared_run_dir
 from .module import HierarchicalModule
-from .predict_inputs import expand_inputs, load_inputs
+from .predict_inputs import read_inputs
+from .predictions import Predictor, csv_columns, output_format, prediction_rows, run_predictor, write_predictions
 from .progress import EpochSummary, InitCheckpoint, ProgressBar, TrainingClock
 from .report import format_duration, format_table
 from .rng import RngStateCallback
@@ -85,9 +83,11 @@ def _silent(*args: Any, **kwargs: Any) -> None:
 
 
 def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = False, echo=print,
-        command: str | None = None) -> FitResult:
+        command: str | None = None, bundle: DataBundle | None = None) -> FitResult:
     """Train ``config`` (or continue the run in ``resume``, whose config it is; more epochs than the run's extend
-    it), select on validation, test once. ``command``: what run.json records (default: this process's argv)."""
+    it), select on validation, test once. ``command``: what run.json records (default: this process's argv).
+    ``bundle``: the data, instead of ``config.dataset``'s (:class:`~hcal.HierarchicalClassifier`'s arrays).
+    """
     check_config(config)
     main = global_rank() == 0  # under DDP, Lightning re-runs this command for ranks 1..N-1
     echo = echo if main else _silent
@@ -102,7 +102,7 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
         run_dir = shared_run_dir()
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    bundle = load_bundle(config)
+    bundle = load_bundle(config) if bundle is None else bundle
     config = resolve_config(config, bundle).replace(run_dir=str(run_dir))
     # Build the model before touching the run directory: a backbone that does not fit the data leaves nothing.
     module = HierarchicalModule(config.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict())
@@ -236,38 +236,35 @@ def check_compatible(ckpt: Any, module: HierarchicalModule, bundle: DataBundle) 
 
 def predict(
     ckpt: str | Path,
-    inputs: Sequence[str],
+    inputs: Any,
     *,
     output: str | Path | None = None,
+    format: str | None = None,
     decode: str | None = None,
+    top_k: int = 0,
+    probabilities: bool = False,
+    skip_bad: bool = False,
     batch_size: int = 256,
     overwrite: bool = False,
     echo=print,
 ) -> list[dict[str, Any]]:
-    """Predict a label and a score per level for every input; write a CSV (or print it)."""
+    """Predict a label and a score per level for every input; write CSV or JSON lines (or print them).
+
+    ``inputs``: paths of image files and folders (image models) or ``.npy`` files (vector models), or
+    an array or tensor whose rows are the inputs. ``format``: ``csv`` or ``jsonl`` (default: from
+    ``output``'s suffix). ``top_k``: also each level's K most probable classes; ``probabilities``:
+    also each level's whole probability vector. An input that cannot be predicted stops, unless
+    ``skip_bad``: then its row holds why, in an ``error`` field. Returns the rows
+    (:mod:`hcal.engine.predictions` describes them).
+    """
     check_output(output, overwrite)
+    fmt = output_format(format, output)
     module, _ = HierarchicalModule.from_checkpoint(ckpt)
-    if decode is not None:
-        module.decode_mode = decode
-    names, x = load_inputs(expand_inputs(inputs, module.input_spec.kind), module.input_spec)
+    predictor = Predictor(module, decode)
+    batch = read_inputs(inputs, module.input_spec)
+    batch.check(skip_bad)
+    outputs = run_predictor(predictor, batch.x.split(batch_size))
     h = module.hierarchy
-    rows: list[dict[str, Any]] = []
-    with torch.no_grad():
-        for start in range(0, x.shape[0], batch_size):
-            preds, probs = module.predict_batch(x[start : start + batch_size])
-            for i in range(preds.shape[0]):
-                row: dict[str, Any] = {"input": names[start + i]}
-                for k in range(h.num_levels):
-                    row[f"label_l{k + 1}"] = h.classes[k][int(preds[i, k])]
-                    row[f"score_l{k + 1}"] = round(float(probs[i, k]), 6)
-                rows.append(row)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    if output is None:
-        echo(buf.getvalue().rstrip("\n"))
-    else:
-        atomic_write(Path(output), lambda fh: fh.write(buf.getvalue().encode("utf-8")))
-        echo(f"wrote {len(rows)} predictions to {output}")
+    rows = prediction_rows(batch, outputs, h, top_k, probabilities, skip_bad)
+    write_predictions(rows, csv_columns(h, top_k, probabilities, skip_bad), fmt, output, echo)
     return rows
