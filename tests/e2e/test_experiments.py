@@ -204,3 +204,48 @@ def test_compare_also_scores_each_checkpoint_with_consistent_decoding(cli, tmp_p
     assert again.code == 0 and scored.stat().st_mtime == mtime  # scored once, then read back
     bad = cli("experiment", "compare", *TINY, "--also-decode", "fancy", "--out", tmp_path / "bad")
     assert bad.code == 2 and "--also-decode: unknown decoding 'fancy'" in bad.err and not (tmp_path / "bad").exists()
+
+
+def test_anchors_script_scores_logistic_regressions_with_and_without_consistent_decoding(tmp_path):
+    """benchmarks/anchors.py: the per-level logistic regressions, and the same decoded as tree paths,
+    against a brute-force re-computation over every leaf's path."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from hcal.datasets import create_dataset
+    from hcal.datasets.synthetic import make_synthetic
+
+    h, x, y, _, _ = make_synthetic(levels=3, branching=2, train_size=300, noise=2.0)
+    data = tmp_path / "feats.npz"
+    np.savez(data, X=x.numpy(), paths=np.array([h.decode(row) for row in y.tolist()]))
+    out = tmp_path / "anchors"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "anchors.py"), "--data", str(data), "--seeds", "0",
+                        "--Cs", "1", "--anchors", "logreg per level,logreg per level · consistent", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {x["label"]: x for x in _rows(out / "results.csv")}
+    assert set(rows) == {"logreg per level", "logreg per level · consistent"}
+    assert float(rows["logreg per level · consistent"]["test/hvr"]) == 0.0
+
+    bundle = create_dataset("features", data, seed=0, val_fraction=0.1)
+    h = bundle.hierarchy  # the features file's own class order
+    split = {name: (s.inputs[s.indices].numpy(), s.targets[s.indices].numpy())
+             for name, s in (("train", bundle.train), ("val", bundle.val), ("test", bundle.test))}
+    x_fit, y_fit = (np.concatenate([split["train"][i], split["val"][i]]) for i in (0, 1))
+    x_test, truth = split["test"]
+    paths = h.leaf_paths().numpy()  # (leaves, m), finest first
+    score = np.zeros((len(x_test), len(paths)))
+    independent = []
+    for k in range(h.num_levels):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        model.fit(x_fit, y_fit[:, k])
+        full = np.full((len(x_test), h.sizes[k]), -1e9)
+        full[:, model.classes_] = model.predict_log_proba(x_test)
+        score += full[:, paths[:, k]]
+        independent.append(full.argmax(1))
+    best = paths[score.argmax(1)]
+    assert float(rows["logreg per level · consistent"]["test/full_path_acc"]) == pytest.approx(
+        (best == truth).all(1).mean(), abs=1e-9)
+    assert float(rows["logreg per level"]["test/acc_l1"]) == pytest.approx((independent[0] == truth[:, 0]).mean(),
+                                                                           abs=1e-9)
