@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .methods import METHODS
 from .metrics import metric_names
 from .weighting import WEIGHTINGS
+from .weighting._base import GradientWeighting
 
 __all__ = ["check_config", "check_monitor", "method_options"]
 
@@ -79,6 +80,21 @@ def check_config(config: Config) -> None:
         BACKBONES.get(config.backbone)
     for name in method_weightings(config.method):
         WEIGHTINGS.get(name)
+    _check_shared_parameters(config)
     check_dataset_args(config.dataset, config.dataset_args)  # also: the dataset is registered
     check_monitor(config.monitor)
     _check_method_options(config)
+
+
+def _check_shared_parameters(config: Config) -> None:
+    """A weighting of the levels' gradients on the backbone's parameters needs a backbone that has some."""
+    if config.backbone == "auto" or BACKBONES.get(config.backbone).extra.get("parameters", True):
+        return
+    for name in method_weightings(config.method):
+        weighting = WEIGHTINGS.get(name).obj
+        if isinstance(weighting, type) and issubclass(weighting, GradientWeighting):
+            raise ConfigError(
+                f"method {config.method!r} combines the levels' gradients on the backbone's parameters "
+                f"(weighting {name!r}), but backbone {config.backbone!r} has none; use a backbone with "
+                "parameters (e.g. mlp) or a loss-weighting method"
+            )

@@ -97,3 +97,20 @@ def test_monitor_form_then_its_level():
     check_monitor("val/acc_l3", 3)
     with pytest.raises(ConfigError, match="choose one of: val/acc_l1, val/acc_l2, val/acc_l3, val/acc_mean"):
         check_monitor("val/acc_l4", 3)
+
+
+GRADIENT_METHODS = {"cagrad", "gradnorm", "imtl", "nashmtl"}  # they combine per-level gradients on the backbone
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_a_backbone_without_parameters_refuses_only_the_gradient_methods(name):
+    config = Config(method=name, dataset="features", backbone="linear")
+    if name in GRADIENT_METHODS:
+        with pytest.raises(ConfigError, match=f"method '{name}' combines the levels' gradients.*backbone 'linear' "
+                                              "has none"):
+            check_config(config)
+        return
+    check_config(config)
+    spec = InputSpec(kind="vector", dim=6)
+    method = create_method(name, Hierarchy(TOY_PATHS), lambda: create_backbone("linear", spec), config)
+    assert any(p.requires_grad for p in method.parameters())  # its heads: what a parameter-free backbone leaves

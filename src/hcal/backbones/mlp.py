@@ -57,7 +57,7 @@ def mlp(spec: InputSpec, pretrained: str | None = None) -> MLP:
 
 
 @BACKBONES.register("linear", description="no hidden layer: standardised feature vectors (a linear probe)",
-                    inputs=("vector",))
+                    inputs=("vector",), parameters=False)
 def linear(spec: InputSpec, pretrained: str | None = None) -> MLP:
     check_input_kind("linear", spec, ("vector",))
     if pretrained:
