@@ -198,6 +198,17 @@ def test_compare_also_scores_each_checkpoint_with_consistent_decoding(cli, tmp_p
     assert float(rows[1]["test/hvr"]) == 0.0  # a tree path for every sample
     scored = out / "runs" / "hcal-ps-seed0" / "metrics-consistent.json"
     assert scored.is_file() and "without retraining" in (out / "results.md").read_text()
+    # benchmarks/results_table.py: both decodings of the run, in %, from the run directory
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "results_table.py"), str(out)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in r.stdout.splitlines()[2:]}
+    assert set(lines) == {("hcal-ps", "nearest"), ("hcal-ps", "consistent")}
+    for (_, decoding), line in lines.items():
+        row = rows[0] if decoding == "nearest" else rows[1]
+        assert f"| {100 * float(row['test/acc_l1']):.2f} ± 0.00 |" in line
+        assert f"| {100 * float(row['test/full_path_acc']):.2f} ± 0.00 |" in line or \
+            f"| **{100 * float(row['test/full_path_acc']):.2f} ± 0.00** |" in line
     mtime = scored.stat().st_mtime
     again = cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
                 "--also-decode", "consistent")

@@ -1,0 +1,90 @@
+"""One markdown table from finished grids and anchor results: mean ± std over seeds, in %.
+
+    .venv/bin/python benchmarks/results_table.py experiments/compare-dbpedia-linear \\
+        --anchors experiments/anchors-dbpedia/results.csv
+
+Reads every run of each grid (``GRID/runs/NAME-seedS``): ``metrics.json`` (the run's own decoding)
+and ``metrics-consistent.json`` (written by ``--also-decode consistent``), and each anchor
+``results.csv`` of ``benchmarks/anchors.py``. Rows are sorted by full-path accuracy; the best one
+is bold. ``train s``: mean training seconds per run from ``run.json`` (anchors: fitting with the
+search over C), as measured on whatever else the machine was doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+KEYS = ("test/acc_l1", "test/acc_l2", "test/acc_l3", "test/hvr", "test/full_path_acc", "test/hf1")
+DECODED = (("metrics.json", None), ("metrics-consistent.json", "consistent"))
+
+
+def collect(grids: list[Path], anchors: list[Path], only: set[str]) -> dict[tuple[str, str], list[dict]]:
+    rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for grid in grids:
+        for run in sorted((grid / "runs").iterdir()):
+            name = run.name.rsplit("-seed", 1)[0]
+            if (only and name not in only) or not (run / "metrics.json").is_file():
+                continue
+            info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+            own = info.get("config", {}).get("decode") or _config_decode(run)
+            for file, decoding in DECODED:
+                if (run / file).is_file():
+                    metrics = json.loads((run / file).read_text())
+                    rows[(name, decoding or own)].append({**metrics, "seconds": info.get("train_seconds")})
+    for path in anchors:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                rows[(f"{row['label']} (anchor)", "—")].append(
+                    {**{k: float(row[k]) for k in KEYS}, "seconds": float(row["train_seconds"])})
+    return rows
+
+
+def _config_decode(run: Path) -> str:
+    for line in (run / "config.yaml").read_text().splitlines():
+        if line.startswith("decode:"):
+            return line.split(":", 1)[1].strip()
+    return "nearest"
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def table(rows: dict[tuple[str, str], list[dict]]) -> str:
+    full_path = {k: _mean_std([100 * r["test/full_path_acc"] for r in v])[0] for k, v in rows.items()}
+    best = max(full_path.values())
+    lines = ["| method | decoding | seeds | ACC^1 | ACC^2 | ACC^3 | HVR ↓ | full path | hF1 | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key in sorted(rows, key=lambda k: -full_path[k]):
+        cells = []
+        for metric in KEYS:
+            m, s = _mean_std([100 * r[metric] for r in rows[key] if metric in r])
+            text = f"{m:.2f} ± {s:.2f}"
+            cells.append(f"**{text}**" if metric == "test/full_path_acc" and full_path[key] == best else text)
+        seconds = [r["seconds"] for r in rows[key] if r["seconds"] is not None]
+        spent = f"{statistics.fmean(seconds):.0f}" if seconds else "–"
+        lines.append(f"| {key[0]} | {key[1]} | {len(rows[key])} | {' | '.join(cells)} | {spent} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("grids", nargs="*", type=Path, help="output folders of hcal experiment compare/ablation")
+    p.add_argument("--anchors", nargs="*", type=Path, default=[], help="results.csv files of benchmarks/anchors.py")
+    p.add_argument("--only", default="", help="comma-separated run labels to keep (default: all)")
+    args = p.parse_args(argv)
+    rows = collect(args.grids, args.anchors, {m for m in args.only.split(",") if m})
+    if not rows:
+        p.error("no finished runs found")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
