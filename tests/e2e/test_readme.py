@@ -55,6 +55,21 @@ def test_own_features_example(cli, tmp_path, monkeypatch):
     assert saved["data_dir"] == str(tmp_path / "my_features.npz")
 
 
+def test_recommended_example(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_blocks_after("own-features")[0][1], "README:own-features", "exec"), {})
+    [(lang, command)] = _blocks_after("recommended")
+    args = shlex.split(command.strip())
+    assert lang == "bash" and args[:3] == [".venv/bin/hcal", "fit", "--config"]
+    args[3] = str(ROOT / args[3])  # configs/recommended.yaml of this checkout
+    r = cli(*args[1:], "--epochs", "2", "--no-progress", "--run-dir", "rec")
+    assert r.code == 0, r
+    saved = yaml.safe_load((tmp_path / "rec" / "config.yaml").read_text())
+    assert (saved["method"], saved["decode"], saved["backbone"]) == ("hcal-ps", "consistent", "linear")
+    metrics = json.loads((tmp_path / "rec" / "metrics.json").read_text())
+    assert metrics["test/hvr"] == 0.0 and metrics["test/full_path_acc"] > 0.9
+
+
 def test_reports_example(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (bash, commands), (text, excerpt) = _blocks_after("reports")
