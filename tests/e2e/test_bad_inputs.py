@@ -90,7 +90,7 @@ CASES = [
      ["unknown backbone 'resnet50'", "resnet18-cifar", "small-cnn"]),
     ("names", None, ["fit", "--dataset", "folder", "--data-dir", MISSING, "--dataset-arg", "colour=red"],
      ["dataset 'folder' has no option 'colour'", "hierarchy"]),
-    ("names", None, ["fit", "--dataset", "synthetic", "--dataset-arg", "levels=many"], ["'levels'", "expected int",
+    ("names", None, ["fit", "--dataset", "synthetic", "--dataset-arg", "levels=many"], ["'levels'", "expected an integer",
                                                                                         "many"]),
     ("names", None, ["fit", "--dataset", "folder", "--data-dir", MISSING, "--monitor", "val/accuracy"],
      ["--monitor", "val/accuracy", "val/acc_l1"]),

@@ -60,13 +60,19 @@ class TensorDataset(Dataset):
         return x, self.targets[j]
 
 
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded random split of ``range(n)`` into (train, val); the same seed gives the same split."""
+def split_indices(n: int, val_fraction: float, seed: int, held_out: str = "validation",
+                  option: str = "--val-fraction ") -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded random split of ``range(n)`` into (kept, held out); the same seed gives the same split.
+
+    ``held_out`` and ``option`` name the part and the option that sets its fraction in messages (the
+    validation split by default; the test hold-out of ``features`` and ``csv`` is
+    ``--dataset-arg test_fraction``)."""
     n_val = int(round(n * val_fraction))
     if n_val < 1 or n_val >= n:
+        kept = "training" if held_out == "validation" else "the other splits"
         raise ConfigError(
-            f"val_fraction {val_fraction} of {n} training samples leaves {n_val} for validation and "
-            f"{n - n_val} for training; both need at least one"
+            f"{option}{val_fraction} of {n} sample(s) holds out {n_val} for {held_out} and keeps {n - n_val} for "
+            f"{kept}; both need at least one (give more samples or another fraction)"
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[n_val:].sort().values, perm[:n_val].sort().values
@@ -87,6 +93,36 @@ def split_index(sizes: dict[str, int], seed: int, val_fraction: float) -> dict[s
     return index
 
 
+_ARG_KINDS = {bool: "true or false", int: "an integer", float: "a finite number"}
+
+
+def _dataset_arg_value(kind: type, value: Any) -> Any:
+    """``value`` as ``kind``; ValueError when it is not one: no truncation (2.5 is not an int), a bool only from
+    true/false (YAML's yes/no/on/off too), never from any other string."""
+    if isinstance(value, (dict, list)):
+        raise ValueError
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+    if isinstance(value, bool):  # True is no number
+        raise ValueError
+    if kind is int:
+        if isinstance(value, str):
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int):
+            raise ValueError
+        return value
+    if kind is float:
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError
+        return number
+    return kind(value)
+
+
 def check_dataset_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
     """Dataset ``name``'s ``--dataset-arg`` values checked against the keys and types it registered."""
     allowed: dict[str, type] = DATASETS.get(name).extra.get("options", {})
@@ -98,7 +134,8 @@ def check_dataset_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
             )
         kind = allowed[key]
         try:
-            out[key] = kind(value) if not isinstance(value, kind) else value
+            out[key] = _dataset_arg_value(kind, value)
         except (TypeError, ValueError):
-            raise ConfigError(f"dataset {name!r} option {key!r}: expected {kind.__name__}, got {value!r}") from None
+            wanted = _ARG_KINDS.get(kind, f"a {kind.__name__}")
+            raise ConfigError(f"dataset {name!r} option {key!r}: expected {wanted}, got {value!r}") from None
     return out

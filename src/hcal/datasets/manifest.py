@@ -164,7 +164,7 @@ def manifest(
 
     # Store samples split after split so the in-memory tensor and the indices line up.
     if splits is None:
-        rest, test_idx = split_indices(len(files), test_fraction, seed + 1)
+        rest, test_idx = split_indices(len(files), test_fraction, seed + 1, "test", "--dataset-arg test_fraction=")
         by_split = {"train": rest.tolist(), "test": test_idx.tolist()}
     else:
         by_split = {s: [i for i, v in enumerate(splits) if v == s] for s in SPLITS}

@@ -17,7 +17,7 @@ def test_split_is_seeded_and_disjoint():
     assert torch.equal(a_val, b_val) and not torch.equal(a_val, c_val)
     assert len(a_val) == 10 and set(a_train.tolist()).isdisjoint(a_val.tolist())
     assert sorted(a_train.tolist() + a_val.tolist()) == list(range(100))
-    with pytest.raises(ConfigError, match="val_fraction"):
+    with pytest.raises(ConfigError, match="--val-fraction 0.1 of 3 sample"):
         split_indices(3, 0.1, 0)
 
 
