@@ -3,7 +3,8 @@
 Every option that is a :class:`~hcal.config.Config` field (all of ``fit``'s; ``--decode``,
 ``--device``, ``--limit-batches``, ... of the other commands) is declared from its field: its type,
 help, default and check come from ``config.py``. The process-wide settings of a command-line run,
-quieter Lightning logs and warnings, are made here (:func:`main`), never by the library.
+quieter Lightning logs and warnings, hcal's warnings as one line each, and the SIGINT/SIGTERM
+handlers (a stop at a safe point), are made here (:func:`main`), never by the library.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from .config import (
 from .datasets import DATASETS
 from .engine import evaluate, fit, predict
 from .engine.rundir import resume_config
-from .errors import ConfigError, HcalError
-from .experiments import DEFAULT_ABLATIONS, ablation, compare, sweep, visualize
+from .engine.stopping import stop_on_signals
+from .errors import ConfigError, HcalError, Stopped, one_line_warnings, storage_error
+from .experiments import DEFAULT_ABLATIONS, RERUN_HINT, ablation, compare, sweep, visualize
 from .methods import METHODS
 from .weighting import WEIGHTINGS
 
@@ -273,18 +275,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = COMMANDS.get(args.command, _cmd_list)
     _quiet_lightning()
     try:
-        return command(args)
-    except HcalError as e:
+        with one_line_warnings(f"hcal {args.command}"), stop_on_signals():
+            return command(args)
+    except Stopped as e:
+        print(f"hcal {args.command}: {e.with_hint(RERUN_HINT) if args.command == 'experiment' else e}", file=sys.stderr)
+        return e.exit_code
+    except Exception as e:  # hcal's one-line errors; else a bug, or a failure hcal does not know how to explain
         if args.debug:
             raise
-        print(f"hcal {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"hcal {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # a bug, or a failure hcal does not know how to explain
-        if args.debug:
-            raise
+        error = e if isinstance(e, HcalError) else storage_error(e)  # a full disk, a read-only folder
+        if error is not None:
+            print(f"hcal {args.command}: error: {error}", file=sys.stderr)
+            return 2
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(f"hcal {args.command}: internal error: {type(e).__name__}: {detail} (rerun with --debug for the "
               "traceback)", file=sys.stderr)

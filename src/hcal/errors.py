@@ -12,9 +12,11 @@ so no ``except Exception`` swallows it); what the user must know but need not st
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import signal
+import sys
 import warnings
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "Stopped",
     "HcalWarning",
     "warn",
+    "one_line_warnings",
 ]
 
 _CLASS_PREFIX = re.compile(r"^[\w.]+(Error|Exception): ")
@@ -109,23 +112,22 @@ def storage_error(e: BaseException, path: object = None) -> StorageError | None:
 
 
 class Stopped(BaseException):
-    """A run stopped by a signal (SIGINT, SIGTERM) at a safe point; ``str()`` is the one line that says how to
-    continue, ``exit_code`` the shell's convention (128 + the signal number: 130, 143)."""
+    """A run stopped by a signal (SIGINT, SIGTERM) at a safe point.
 
-    def __init__(self, signum: int, message: str = "") -> None:
-        self.signum = signum
-        super().__init__(message or f"stopped by {self.signal_name}")
+    ``str()`` is one line: ``stopped by SIGTERM in epoch 3/10; <hint: how to continue>``; ``exit_code`` follows the
+    shell's convention, 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
 
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signum).name
+    def __init__(self, signum: int, where: str = "", hint: str = "") -> None:
+        self.signum, self.where, self.hint = signum, where, hint
+        super().__init__(f"stopped by {signal.Signals(signum).name}{f' {where}' if where else ''}"
+                         f"{f'; {hint}' if hint else ''}")
 
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
 
-    def with_message(self, message: str) -> "Stopped":
-        return Stopped(self.signum, message)
+    def with_hint(self, hint: str, where: str | None = None) -> "Stopped":
+        return Stopped(self.signum, self.where or where or "", hint)
 
 
 class HcalWarning(UserWarning):
@@ -136,3 +138,21 @@ class HcalWarning(UserWarning):
 def warn(message: str) -> None:
     """Issue ``message`` as an :class:`HcalWarning`."""
     warnings.warn(message, HcalWarning, stacklevel=2)
+
+
+@contextlib.contextmanager
+def one_line_warnings(prefix: str):
+    """In this block, each :class:`HcalWarning` text is printed once, as ``PREFIX: warning: TEXT`` on stderr (whatever
+    PYTHONWARNINGS says); other warnings as Python shows them. The command line uses it."""
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, HcalWarning):
+            print(f"{prefix}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", HcalWarning)
+        warnings.showwarning = showwarning
+        yield

@@ -6,7 +6,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, warn
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ..registry import Registry
@@ -139,3 +139,32 @@ def check_dataset_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
             wanted = _ARG_KINDS.get(kind, f"a {kind.__name__}")
             raise ConfigError(f"dataset {name!r} option {key!r}: expected {wanted}, got {value!r}") from None
     return out
+
+
+def _split_targets(dataset: Dataset) -> torch.Tensor | None:
+    """The ``(n, m)`` targets of a split, when its dataset holds them as hcal's do (else None: not read)."""
+    targets, indices = getattr(dataset, "targets", None), getattr(dataset, "indices", None)
+    if isinstance(targets, torch.Tensor) and isinstance(indices, torch.Tensor):
+        return targets[indices]
+    return None
+
+
+def check_training_data(bundle: DataBundle, quiet: bool = False) -> None:
+    """Refuse a level with a single class; warn (unless ``quiet``) of classes without a training sample."""
+    h = bundle.hierarchy
+    for k, names in enumerate(h.classes):
+        if len(names) == 1:
+            raise DataError(
+                f"{bundle.source or bundle.name}: level {k + 1} of {h.num_levels} has one class only ({names[0]!r}); "
+                "a level with one class tells nothing and inflates the mean accuracy and hF1; drop it from the labels"
+            )
+    targets = _split_targets(bundle.train)
+    if targets is None or quiet:
+        return
+    missing = [f"{names[i]!r} (level {k + 1})" for k, names in enumerate(h.classes)
+               for i in (torch.bincount(targets[:, k], minlength=len(names)) == 0).nonzero().flatten().tolist()]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f", ... ({len(missing)} in all)" if len(missing) > 8 else "")
+        warn(f"{len(missing)} class(es) have no training sample, so the model cannot learn them: {shown} (an empty "
+             "class folder, a class only in the test or validation split, or a hierarchy file with classes the data "
+             "lacks)")

@@ -203,8 +203,10 @@ def _known_path(hierarchy: Hierarchy, parts: tuple[str, ...], where: str, source
         except HierarchyError:
             leaves = hierarchy.classes[0]
             shown = ", ".join(repr(n) for n in leaves[:12]) + (", ..." if len(leaves) > 12 else "")
+            hint = ("; its rows may be written coarsest first (a CSV row is leaf,parent,grandparent,...)"
+                    if parts[0] in hierarchy.classes[-1] and source.endswith(".csv'") else "")
             raise HierarchyError(
-                f"{where}: folder {parts[0]!r} is not a leaf class of {source} (leaves: {shown}); "
+                f"{where}: folder {parts[0]!r} is not a leaf class of {source} (leaves: {shown}){hint}; "
                 "rename the folder or add the class to the hierarchy"
             ) from None
     elif len(parts) == hierarchy.num_levels:

@@ -60,7 +60,8 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in ("X", "paths") if k not in npz.files]
             if missing:
-                raise DataError(f"{path}: missing key {missing[0]!r} (has {sorted(npz.files)}); save it with {SAVE_HINT}")
+                raise DataError(f"{path}: missing key {missing[0]!r} (has {sorted(npz.files)}); save it with "
+                                f"{SAVE_HINT}")
             x, paths = npz["X"], npz["paths"]
             split = npz["split"] if "split" in npz.files else None
     except DataError:

@@ -113,7 +113,28 @@ def read_manifest(path: Path):
         raise DataError(f"{path} cannot be read as CSV: {e}") from None
     if not files:
         raise DataError(f"{path} has a header but no rows; add one row per image")
+    _check_listed_once(path, files, labels, splits if split_col is not None else None, lines)
     return files, labels, (splits if split_col is not None else None), lines, [header[i] for i in level_cols]
+
+
+def _check_listed_once(path: Path, files: list[str], labels: list[tuple[str, ...]], splits: list[str] | None,
+                       lines: list[int]) -> None:
+    """Each image once: a second row gives it a second label, puts a test image into training, or counts it twice."""
+    first: dict[str, int] = {}
+    for i, f in enumerate(files):
+        j = first.setdefault(os.path.normpath(os.path.abspath(f)), i)
+        if j == i:
+            continue
+        where = f"{path}, line {lines[i]}"
+        if labels[i] != labels[j]:
+            why = (f"with labels {' > '.join(labels[i])} here but {' > '.join(labels[j])} on line {lines[j]}; an image "
+                   "has one label path")
+        elif splits is not None and splits[i] != splits[j]:
+            why = (f"in split {splits[i]!r} here and {splits[j]!r} on line {lines[j]}; an image in two splits leaks "
+                   "the test set into training or selection")
+        else:
+            why = f"again (first on line {lines[j]}); list each image once"
+        raise DataError(f"{where}: image {f!r} is listed {why}")
 
 
 @DATASETS.register(

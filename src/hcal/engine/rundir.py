@@ -3,20 +3,31 @@
 A run directory holds ``config.yaml`` (what makes it a run), ``hierarchy.json``,
 ``checkpoints/{init,best,last}.ckpt``, ``logs/``, and, once finished, ``metrics.json`` and ``run.json``.
 A directory that holds a run is replaced only with ``overwrite``; one that is not a run, never.
+
+One process at a time writes a run directory (:class:`~hcal.engine.lock.RunLock`). A fit writes its
+run through :class:`RunDirectory`: a run it replaces is moved aside and deleted only once the new
+run has its first checkpoint, and a fit that fails or stops before that leaves the directory as it
+found it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
 from ..config import Config, load_yaml
-from ..errors import ConfigError
+from ..errors import ConfigError, HcalError, Stopped, StorageError, storage_error, warn
 from .checkpoint import atomic_write
+from .lock import LOCK_FILE, RunLock, check_not_in_use
+from .stopping import deferred
 
 __all__ = [
     "CONFIG_FILE",
@@ -28,13 +39,14 @@ __all__ = [
     "BEST",
     "INIT",
     "RESUME_MAY_CHANGE",
+    "RunDirectory",
     "default_run_dir",
     "check_run_dir",
-    "prepare_run_dir",
     "check_output",
     "write_json",
     "resume_config",
     "resumable_checkpoint",
+    "explain_failure",
 ]
 
 CONFIG_FILE, METRICS_FILE, RUN_INFO_FILE, HIERARCHY_FILE = "config.yaml", "metrics.json", "run.json", "hierarchy.json"
@@ -55,29 +67,127 @@ def default_run_dir(config: Config) -> Path:
 
 
 def check_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuse a file, a folder holding something that is not a run, and a run without ``overwrite``."""
+    """Refuse a file, a folder holding something that is not a run, a run without ``overwrite``, and a run another
+    process is writing."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {str(run_dir)!r} is a file, not a folder")
     if run_dir.is_dir() and any(run_dir.iterdir()):
-        is_run = (run_dir / CONFIG_FILE).is_file()
-        if not overwrite:
-            hint = f"; continue it with --resume {run_dir}, or" if is_run else ";"
+        check_not_in_use(run_dir)  # refused now, before any data is loaded, if another process writes it
+        if not (run_dir / CONFIG_FILE).is_file():
             raise ConfigError(
-                f"--run-dir {str(run_dir)!r} is not empty{' (it holds a run)' if is_run else ''}{hint} "
+                f"--run-dir {str(run_dir)!r} is not empty and is not an hcal run (no {CONFIG_FILE}); choose another "
+                "--run-dir (hcal never deletes a folder that is not a run)"
+            )
+        if not overwrite:
+            raise ConfigError(
+                f"--run-dir {str(run_dir)!r} is not empty (it holds a run); continue it with --resume {run_dir}, or "
                 "pass --overwrite to replace it, or choose another --run-dir"
             )
-        if not is_run:
-            raise ConfigError(
-                f"--run-dir {str(run_dir)!r} is not empty and is not an hcal run (no {CONFIG_FILE}); "
-                "refusing to delete it even with --overwrite"
-            )
 
 
-def prepare_run_dir(run_dir: Path) -> None:
-    """Create ``run_dir`` empty, replacing the run it holds (:func:`check_run_dir` said it may)."""
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+class RunDirectory:
+    """The run directory a fit writes, locked while it does (:meth:`create` a new run, or :meth:`resume` one).
+
+    :meth:`create` moves a run it replaces aside (``.NAME.replaced-PID`` beside it). Once the new run has its first
+    checkpoint, :meth:`checkpointed` deletes the old one; a fit that fails or stops before that calls :meth:`undo`,
+    which removes what it wrote and puts the old run back.
+    """
+
+    def __init__(self, path: Path, lock: RunLock, created: bool = False, replaced: Path | None = None,
+                 replaced_lock: RunLock | None = None) -> None:
+        self.path, self.lock, self.created = path, lock, created
+        self.replaced, self._replaced_lock = replaced, replaced_lock
+
+    @classmethod
+    def create(cls, path: Path, overwrite: bool) -> "RunDirectory":
+        """A new, empty, locked run directory at ``path`` (:func:`check_run_dir` is asked again first)."""
+        check_run_dir(path, overwrite)
+        with deferred():  # no signal between moving the old run aside and holding the new directory
+            old_lock = replaced = None
+            created = made = False
+            try:
+                if path.is_dir() and any(path.iterdir()):  # a run: check_run_dir allows only that, with overwrite
+                    old_lock = RunLock(path)
+                    replaced = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+                    os.rename(path, replaced)
+                created = not path.is_dir()
+                path.mkdir(parents=True, exist_ok=True)
+                made = True
+                try:
+                    lock = RunLock(path)
+                except ConfigError:  # another process made and holds it meanwhile: not ours to delete
+                    made = False
+                    raise
+                return cls(path, lock, created, replaced, old_lock)
+            except BaseException as e:
+                if made and created:
+                    shutil.rmtree(path, ignore_errors=True)
+                if replaced is not None and not path.exists():
+                    os.rename(replaced, path)
+                if old_lock is not None:
+                    old_lock.release()
+                error = storage_error(e, path) if isinstance(e, OSError) else None
+                if error is not None:
+                    raise ConfigError(f"--run-dir: {error}; nothing was changed") from None
+                raise
+
+    @classmethod
+    def resume(cls, path: Path) -> tuple["RunDirectory", Path | None]:
+        """The locked run in ``path`` and its checkpoint to continue from: None for a run stopped before its first
+        (whose files, but its config, are then removed: it starts from the beginning)."""
+        lock = RunLock(path)
+        try:
+            last = resumable_checkpoint(path)
+            if last is None:
+                for child in path.iterdir():
+                    if child.name not in (CONFIG_FILE, LOCK_FILE):
+                        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, lock), last
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return (self.path / CHECKPOINTS / LAST).is_file()
+
+    def checkpointed(self) -> None:
+        """Called after each epoch's checkpoint: once the new run has one, the run it replaced is deleted."""
+        if self.replaced is None or not self.has_checkpoint:
+            return
+        with deferred():
+            replaced, self.replaced = self.replaced, None
+            try:
+                shutil.rmtree(replaced)
+            except OSError as e:
+                warn(f"the run replaced by {self.path} could not be deleted ({e.strerror}); delete {replaced} "
+                     "yourself")
+            self._replaced_lock.release()
+
+    def undo(self) -> str:
+        """After a failure before the first checkpoint: remove what this fit wrote, restore the run it replaced;
+        returns what was done, for the message."""
+        with deferred():
+            try:
+                if self.created:
+                    shutil.rmtree(self.path)
+                else:
+                    for child in self.path.iterdir():
+                        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+                if self.replaced is not None:
+                    os.rename(self.replaced, self.path)
+                    self._replaced_lock.release()
+                    self.replaced = None
+                    return f"the run it was to replace is back in {self.path}"
+            except OSError as e:
+                kept = f"; the replaced run is in {self.replaced}" if self.replaced is not None else ""
+                return f"cleaning up {self.path} failed ({e.strerror}){kept}"
+        return f"nothing was kept in {self.path}"
+
+    def release(self) -> None:
+        self.lock.release()
+        if self._replaced_lock is not None:
+            self._replaced_lock.release()
 
 
 def check_output(output: str | Path | None, overwrite: bool) -> None:
@@ -105,15 +215,39 @@ def resume_config(run_dir: str | Path, flags: Mapping[str, Any]) -> Config:
     return saved.replace(**{k: v for k, v in flags.items() if k in RESUME_MAY_CHANGE})
 
 
-def resumable_checkpoint(run_dir: Path, clean: bool = True) -> Path:
-    """The checkpoint an unfinished run continues from; ``clean``: delete writes a crash interrupted."""
+def resumable_checkpoint(run_dir: Path, clean: bool = True) -> Path | None:
+    """The checkpoint an unfinished run continues from (None: the run stopped before its first; it starts over);
+    ``clean``: delete writes a crash interrupted."""
     last = run_dir / CHECKPOINTS / LAST
     if (run_dir / METRICS_FILE).is_file():
         raise ConfigError(f"--resume {str(run_dir)!r}: this run has finished ({METRICS_FILE} exists); "
                           "evaluate it with hcal test")
-    if not last.is_file():
-        raise ConfigError(f"--resume {str(run_dir)!r}: no checkpoint to resume from ({last} is missing)")
     for stale in last.parent.glob(".*.tmp-*") if clean else ():  # the old file is intact
         stale.unlink()
-    return last
+    return last if last.is_file() else None
 
+
+def explain_failure(e: BaseException, created: RunDirectory | None, run_dir: Path, phase: str,
+                    kept: bool) -> BaseException:
+    """The exception a failed or stopped fit raises: the run it created undone when nothing is worth keeping,
+    and, for a stop or a failed write, one line that says what is kept and how to continue."""
+    undone = created.undo() if created is not None and not created.has_checkpoint else None
+    if isinstance(e, SIGTERMException):  # Lightning's own stop at its safe points
+        e = Stopped(signal.SIGTERM)
+    resume = f"hcal fit --resume {run_dir}"
+    if isinstance(e, Stopped):
+        if undone is not None:
+            return Stopped(e.signum, f"{e.where or phase}, before the first checkpoint",
+                           f"{undone}; run the same command again to start over")
+        if created is None and not run_dir.is_dir() or phase == "while loading the data" and not kept:
+            return e.with_hint("nothing was written", phase)
+        return e.with_hint(f"continue with: {resume}" + ("" if kept else " (it starts over)"), phase)
+    error = e if isinstance(e, StorageError) else storage_error(e) if isinstance(e, Exception) else None
+    if error is not None:
+        if undone is not None:
+            return StorageError(f"{error}; {undone}")
+        state = f"the last checkpoint {run_dir / CHECKPOINTS / LAST} is intact" if kept else "no checkpoint yet"
+        return StorageError(f"{error}; {state}: make room (or fix the permission) and continue with {resume}")
+    if undone is not None and isinstance(e, HcalError):
+        return type(e)(f"{e}; {undone}")
+    return e

@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..checks import check_config, check_monitor
 from ..config import Config
-from ..datasets import DATASETS, DataBundle, create_dataset
+from ..datasets import DATASETS, DataBundle, check_training_data, create_dataset
 from ..errors import CheckpointError
 from .checkpoint import atomic_write
 from .data import HierarchicalDataModule, split_batch_augmentation
@@ -44,13 +44,15 @@ from .rundir import (
     LAST,
     METRICS_FILE,
     RUN_INFO_FILE,
+    RunDirectory,
     check_output,
     check_run_dir,
     default_run_dir,
-    prepare_run_dir,
+    explain_failure,
     resumable_checkpoint,
     write_json,
 )
+from .stopping import StopAtSafePoint
 from .trainer import augment_on_device, build_trainer, interactive_progress, monitor_mode
 
 __all__ = ["fit", "evaluate", "predict", "FitResult", "load_bundle", "resolve_config"]
@@ -82,31 +84,54 @@ def _silent(*args: Any, **kwargs: Any) -> None:
 
 
 def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = False, echo=print) -> FitResult:
-    """Train ``config`` (or continue the run in ``resume``, whose config it is), select on validation, test once."""
+    """Train ``config`` (or continue the run in ``resume``, whose config it is), select on validation, test once.
+
+    The run directory is locked while this runs. A fit that fails or is stopped before its first checkpoint leaves
+    the directory as it found it (a run it was to replace is put back); later, the last checkpoint is kept for
+    ``resume``. A stop (:class:`~hcal.errors.Stopped`) and a failed write (:class:`~hcal.errors.StorageError`)
+    say how to continue."""
     check_config(config)
     main = global_rank() == 0  # under DDP, Lightning re-runs this command for ranks 1..N-1
     echo = echo if main else _silent
+    run: RunDirectory | None = None  # rank 0's handle on the directory it writes
     last = None
     if resume is not None:
         run_dir = Path(resume)
-        last = resumable_checkpoint(run_dir, clean=main)
+        if main:
+            run, last = RunDirectory.resume(run_dir)
+        else:
+            last = resumable_checkpoint(run_dir, clean=False)
     elif main:
         run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         check_run_dir(run_dir, overwrite)
     else:
         run_dir = shared_run_dir()
+    phase = ["while loading the data"]
+    try:
+        L.seed_everything(config.seed, workers=True, verbose=False)
+        bundle = load_bundle(config)
+        check_training_data(bundle, quiet=not main)
+        config = resolve_config(config, bundle).replace(run_dir=str(run_dir))
+        # Build the model before touching the run directory: a backbone that does not fit the data leaves nothing.
+        module = HierarchicalModule(config.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict())
+        module.check_batch_size(min(config.batch_size, len(bundle.train)))
+        if main and resume is None:
+            run = RunDirectory.create(run_dir, overwrite)
+        if main and last is None:  # a new run, or one resumed from before its first checkpoint
+            config.save(run_dir / CONFIG_FILE)
+            bundle.hierarchy.to_json(run_dir / HIERARCHY_FILE)
+        share_run_dir(run_dir)
+        return _train(config, bundle, module, run_dir, last, run, main, echo, phase)
+    except BaseException as e:
+        kept = last is not None or (run is not None and run.has_checkpoint)
+        raise explain_failure(e, run if resume is None else None, run_dir, phase[0], kept)
+    finally:
+        if run is not None:
+            run.release()
 
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    bundle = load_bundle(config)
-    config = resolve_config(config, bundle).replace(run_dir=str(run_dir))
-    # Build the model before touching the run directory: a backbone that does not fit the data leaves nothing.
-    module = HierarchicalModule(config.to_dict(), bundle.hierarchy.to_dict(), bundle.input_spec.to_dict())
-    if resume is None and main:
-        prepare_run_dir(run_dir)
-        config.save(run_dir / CONFIG_FILE)
-        bundle.hierarchy.to_json(run_dir / HIERARCHY_FILE)
-    share_run_dir(run_dir)
 
+def _train(config: Config, bundle: DataBundle, module: HierarchicalModule, run_dir: Path, last: Path | None,
+           run: RunDirectory | None, main: bool, echo, phase: list[str]) -> FitResult:
     if augment_on_device(config):
         bundle, module.batch_augment = split_batch_augmentation(bundle)
     data = HierarchicalDataModule(bundle, config.batch_size, config.num_workers, config.seed)
@@ -121,7 +146,8 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
         CSVLogger(save_dir=str(run_dir / "logs"), name="", version="csv"),
         TensorBoardLogger(save_dir=str(run_dir / "logs"), name="", version="tensorboard", default_hp_metric=False),
     ]
-    callbacks = [checkpoints, latest, RngStateCallback(), InitCheckpoint(run_dir / CHECKPOINTS / INIT)]
+    callbacks = [checkpoints, latest, RngStateCallback(), InitCheckpoint(run_dir / CHECKPOINTS / INIT),
+                 StopAtSafePoint(run.checkpointed if run is not None else None)]
     if not interactive_progress(config):
         callbacks.append(EpochSummary(echo, keys=tuple(dict.fromkeys([config.monitor, "val/acc_l1", "val/hvr"]))))
     trainer = build_trainer(config, run_dir, callbacks, loggers)
@@ -131,9 +157,11 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
         f"{len(bundle.val)} val / {len(bundle.test)} test; levels {' > '.join(map(str, reversed(h.sizes)))} "
         f"classes), backbone {config.backbone}, {config.epochs} epochs, run dir {run_dir}"
     )
+    phase[0] = "in training"
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if last else None)
     seconds = time.perf_counter() - start
+    phase[0] = "while testing (training had finished)"
     best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else run_dir / CHECKPOINTS / BEST
     trainer.test(module, datamodule=data, ckpt_path=str(best), verbose=False)
     metrics = dict(module.last_metrics["test"])
@@ -142,7 +170,7 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
     metrics = {k: metrics[k] for k in sorted(metrics, key=lambda k: (not k.startswith("test/"), k))}
     if not main:
         return FitResult(run_dir, metrics, best, seconds, "")
-    write_json(run_dir / METRICS_FILE, metrics)
+    phase[0] = "while writing the results"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and config.device != "cpu" else "no GPU used"
     write_json(run_dir / RUN_INFO_FILE, {
         "train_seconds": round(seconds, 1),
@@ -153,6 +181,7 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
         "torch": torch.__version__,
         "command": " ".join(sys.argv),
     })
+    write_json(run_dir / METRICS_FILE, metrics)  # last: it marks the run finished
     title = f"test metrics (best checkpoint by {config.monitor}, {config.decode} decoding)"
     table = format_table(metrics, "test", h.num_levels, title=title)
     table += f"\ntrain time: {seconds:.0f} s\nrun dir: {run_dir}"

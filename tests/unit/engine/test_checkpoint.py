@@ -50,7 +50,13 @@ def test_truncated_foreign_and_unsafe_checkpoints(tmp_path):
 
     unsafe = tmp_path / "unsafe.ckpt"
     torch.save({"hcal_format": 1, "hyper_parameters": {}, "x": Evil()}, unsafe)
-    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+    with pytest.raises(CheckpointError, match="holds Python objects such as .*print that hcal does not load"
+                       ) as info:
         load_checkpoint_file(unsafe)
+    assert "weights_only" not in str(info.value)  # never a hint to load it unsafely
+    text = tmp_path / "notes.ckpt"
+    text.write_text("12345678")  # not even a pickle: said before torch.load guesses at it
+    with pytest.raises(CheckpointError, match="not a torch checkpoint .8 bytes"):
+        load_checkpoint_file(text)
     with pytest.raises(CheckpointError, match="is a folder"):
         load_checkpoint_file(tmp_path)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from hcal.config import Config
-from hcal.engine.rundir import check_output, check_run_dir, prepare_run_dir, resumable_checkpoint, resume_config
+from hcal.engine.rundir import RunDirectory, check_output, check_run_dir, resumable_checkpoint, resume_config
 from hcal.errors import ConfigError
 
 
@@ -33,8 +33,7 @@ def test_resumable_checkpoint(tmp_path):
     stale.write_bytes(b"half")
     assert resumable_checkpoint(run) == run / "checkpoints" / "last.ckpt" and not stale.exists()
     (run / "checkpoints" / "last.ckpt").unlink()
-    with pytest.raises(ConfigError, match="no checkpoint to resume from"):
-        resumable_checkpoint(run)
+    assert resumable_checkpoint(run) is None  # stopped before its first checkpoint: it starts over
     (run / "metrics.json").write_text("{}")
     with pytest.raises(ConfigError, match="this run has finished"):
         resumable_checkpoint(run)
@@ -45,12 +44,15 @@ def test_run_dirs_are_protected(tmp_path):
     with pytest.raises(ConfigError, match="holds a run"):
         check_run_dir(run, overwrite=False)
     check_run_dir(run, overwrite=True)
-    prepare_run_dir(run)
-    assert run.is_dir() and not any(run.iterdir())
+    new = RunDirectory.create(run, overwrite=True)
+    assert [p.name for p in run.iterdir()] == [".lock"]
+    new.release()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(ConfigError, match="not an hcal run"):
-        check_run_dir(tmp_path / "mine", overwrite=True)
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match="not an hcal run") as info:
+            check_run_dir(tmp_path / "mine", overwrite=overwrite)
+        assert "--overwrite" not in str(info.value)  # never suggested for a folder hcal will not replace
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="is a file"):
         check_run_dir(tmp_path / "file", overwrite=True)
