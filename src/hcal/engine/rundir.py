@@ -222,32 +222,32 @@ def resumable_checkpoint(run_dir: Path, clean: bool = True) -> Path | None:
     if (run_dir / METRICS_FILE).is_file():
         raise ConfigError(f"--resume {str(run_dir)!r}: this run has finished ({METRICS_FILE} exists); "
                           "evaluate it with hcal test")
-    for stale in last.parent.glob(".*.tmp-*") if clean else ():  # the old file is intact
+    for stale in [*run_dir.glob(".*.tmp-*"), *last.parent.glob(".*.tmp-*")] if clean else ():  # old files intact
         stale.unlink()
     return last if last.is_file() else None
 
 
-def explain_failure(e: BaseException, created: RunDirectory | None, run_dir: Path, phase: str,
-                    kept: bool) -> BaseException:
-    """The exception a failed or stopped fit raises: the run it created undone when nothing is worth keeping,
-    and, for a stop or a failed write, one line that says what is kept and how to continue."""
-    undone = created.undo() if created is not None and not created.has_checkpoint else None
+def explain_failure(e: BaseException, run: RunDirectory | None, new: bool, phase: str) -> BaseException:
+    """The exception a failed or stopped fit raises. A ``new`` run without a checkpoint is undone; a stop or a failed
+    write gets one line saying what is kept and how to continue. ``run`` is None before the directory is written."""
+    kept = run is not None and run.has_checkpoint
+    undone = run.undo() if new and run is not None and not kept else None
     if isinstance(e, SIGTERMException):  # Lightning's own stop at its safe points
         e = Stopped(signal.SIGTERM)
-    resume = f"hcal fit --resume {run_dir}"
+    resume = f"hcal fit --resume {run.path}" if run is not None else ""
     if isinstance(e, Stopped):
         if undone is not None:
             return Stopped(e.signum, f"{e.where or phase}, before the first checkpoint",
                            f"{undone}; run the same command again to start over")
-        if created is None and not run_dir.is_dir() or phase == "while loading the data" and not kept:
+        if run is None:
             return e.with_hint("nothing was written", phase)
         return e.with_hint(f"continue with: {resume}" + ("" if kept else " (it starts over)"), phase)
     error = e if isinstance(e, StorageError) else storage_error(e) if isinstance(e, Exception) else None
-    if error is not None:
+    if error is not None and run is not None:
         if undone is not None:
             return StorageError(f"{error}; {undone}")
-        state = f"the last checkpoint {run_dir / CHECKPOINTS / LAST} is intact" if kept else "no checkpoint yet"
-        return StorageError(f"{error}; {state}: make room (or fix the permission) and continue with {resume}")
+        state = f"the last checkpoint {run.path / CHECKPOINTS / LAST} is intact" if kept else "no checkpoint yet"
+        return StorageError(f"{error}; {state}; once it can be written, continue with {resume}")
     if undone is not None and isinstance(e, HcalError):
         return type(e)(f"{e}; {undone}")
-    return e
+    return error or e

@@ -123,8 +123,7 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
         share_run_dir(run_dir)
         return _train(config, bundle, module, run_dir, last, run, main, echo, phase)
     except BaseException as e:
-        kept = last is not None or (run is not None and run.has_checkpoint)
-        raise explain_failure(e, run if resume is None else None, run_dir, phase[0], kept)
+        raise explain_failure(e, run, resume is None, phase[0])
     finally:
         if run is not None:
             run.release()
