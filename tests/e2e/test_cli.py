@@ -2,7 +2,6 @@
 
 import importlib
 import json
-import time
 
 import numpy as np
 import pytest
@@ -20,10 +19,8 @@ FAST = ["--dataset", "synthetic", "--epochs", "3", "--batch-size", "32", "--no-p
 def trained_run(tmp_path_factory):
     """One real ``hcal fit`` through the console script, shared by the tests below."""
     run_dir = tmp_path_factory.mktemp("runs") / "syn"
-    start = time.perf_counter()
-    result = run_hcal_subprocess("fit", *FAST, "--run-dir", run_dir, "--seed", "3", timeout=120)
+    result = run_hcal_subprocess("fit", *FAST, "--run-dir", run_dir, "--seed", "3")  # how fast: benchmarks/
     assert result.code == 0, result
-    assert time.perf_counter() - start < 60, "hcal fit on synthetic must finish within a minute"
     return run_dir, result
 
 

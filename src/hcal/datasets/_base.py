@@ -165,6 +165,7 @@ def check_training_data(bundle: DataBundle, quiet: bool = False) -> None:
                for i in (torch.bincount(targets[:, k], minlength=len(names)) == 0).nonzero().flatten().tolist()]
     if missing:
         shown = ", ".join(missing[:8]) + (f", ... ({len(missing)} in all)" if len(missing) > 8 else "")
-        warn(f"{len(missing)} class(es) have no training sample, so the model cannot learn them: {shown} (an empty "
-             "class folder, a class only in the test or validation split, or a hierarchy file with classes the data "
-             "lacks)")
+        n = len(missing)
+        warn(f"{n} class{'es have' if n > 1 else ' has'} no training sample, so the model cannot learn "
+             f"{'them' if n > 1 else 'it'}: {shown} (an empty class folder, a class only in the test or validation "
+             "split, or a hierarchy file with classes the data lacks)")

@@ -17,7 +17,8 @@ test; without ``val`` rows, ``val_fraction`` of the training rows is held out fo
 The hierarchy is read from the label columns (class order: first appearance), or from
 ``--dataset-arg hierarchy=FILE`` (.json or .csv, as for ``folder``), then every row must agree with it.
 
-Every listed file must exist (checked at load, one ``stat`` per row). Images are read as for
+Every listed file must exist (checked at load, one ``stat`` per row) and be listed once: a second
+row with other labels, in another split (a test image also trained on) or the same is refused. Images are read as for
 ``folder`` (same options ``size``, ``in_memory``, ``channels``, ``verify``; same policy: in memory,
 unreadable images stop the load naming the file; from files, the first unreadable image stops
 training naming the file). Errors name the manifest's line.
@@ -113,7 +114,6 @@ def read_manifest(path: Path):
         raise DataError(f"{path} cannot be read as CSV: {e}") from None
     if not files:
         raise DataError(f"{path} has a header but no rows; add one row per image")
-    _check_listed_once(path, files, labels, splits if split_col is not None else None, lines)
     return files, labels, (splits if split_col is not None else None), lines, [header[i] for i in level_cols]
 
 
@@ -195,6 +195,7 @@ def manifest(
                                 "each")
         if not by_split["val"]:
             del by_split["val"]
+    _check_listed_once(path, files, labels, splits, lines)
     order = [i for s in SPLITS if s in by_split for i in by_split[s]]
     samples = ImageSamples(
         names=[files[i] for i in order],
