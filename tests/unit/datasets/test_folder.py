@@ -1,10 +1,13 @@
 """datasets/folder.py, _image_folder.py and _image_bundle.py: image folders and archives as bundles."""
 
+import pytest
 import torch
 from PIL import Image
 
 from hcal.datasets import create_dataset
+from hcal.errors import HierarchyError
 from tests.fixtures import (
+    make_flat,
     make_nested,
     make_tar,
     write_hierarchy_json,
@@ -64,3 +67,11 @@ def test_folder_grey_channels(tmp_path):
     root = make_nested(tmp_path / "data", per_class=2)
     b = create_dataset("folder", str(root), size=16, channels=1)
     assert b.test[0][0].shape == (1, 16, 16) and b.input_spec.channels == 1
+
+
+def test_a_hierarchy_csv_written_coarsest_first_is_named_as_such(tmp_path):
+    root = make_flat(tmp_path / "data", ["cat", "car"], per_class=2)
+    tree = tmp_path / "tree.csv"
+    tree.write_text("Animal,Pet,cat\nVehicle,Road,car\n")  # coarsest first, yet a valid tree read finest first
+    with pytest.raises(HierarchyError, match="folder 'car' is not a leaf .* may be written coarsest first"):
+        create_dataset("folder", str(root), size=16, hierarchy=str(tree))
