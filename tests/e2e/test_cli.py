@@ -125,7 +125,8 @@ def test_overwrite_replaces_a_run_but_never_a_foreign_folder(cli, tmp_path, monk
 
     monkeypatch.setattr(checkpoint_module, "atomic_write", full_disk)
     r = cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir, "--overwrite", "--seed", "5")
-    assert_one_line_error(r, "last.ckpt': no space left on the device", f"the run it was to replace is back in {run_dir}")
+    assert_one_line_error(r, "last.ckpt': no space left on the device",
+                          f"the run it was to replace is back in {run_dir}")
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == old
     monkeypatch.setattr(checkpoint_module, "atomic_write", real)
     r = cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir, "--overwrite", "--seed", "5")
