@@ -1,8 +1,9 @@
 """One process at a time writes a run directory: an OS file lock on its ``.lock`` file.
 
 ``fcntl.flock`` locks belong to the open file; the kernel drops them when the process ends, however
-it ends (a SIGKILL too), so a directory is never left locked by a dead process. The file holds the
-holder's pid, which a refusal names.
+it ends (a SIGKILL too), so a directory is never left locked by a dead process. A forked child (a
+data-loader worker) closes its copies at once, so it never keeps its parent's lock alive. The file
+holds the holder's pid, which a refusal names.
 """
 
 from __future__ import annotations
@@ -16,6 +17,19 @@ from ..errors import ConfigError, storage_error
 __all__ = ["LOCK_FILE", "RunLock", "check_not_in_use"]
 
 LOCK_FILE = ".lock"
+_HELD: set[int] = set()  # the descriptors of the locks this process holds
+
+
+def _close_in_child() -> None:
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 def check_not_in_use(run_dir: Path) -> None:
@@ -47,6 +61,7 @@ class RunLock:
             content = os.read(self._fd, 32)
             self.release()
             raise self.in_use(run_dir, content) from None
+        _HELD.add(self._fd)
         try:
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
@@ -63,5 +78,6 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            _HELD.discard(self._fd)
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = None

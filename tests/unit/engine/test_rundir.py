@@ -3,8 +3,10 @@ and one writer at a time."""
 
 import errno
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,21 @@ def test_a_run_directory_has_one_writer_and_a_dead_one_leaves_no_lock(tmp_path):
         holder.kill()
         holder.wait()
     RunLock(run).release()  # the kernel released the killed holder's lock
+
+
+def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
+    run = _run(tmp_path)
+    lock = RunLock(run)
+    child = os.fork()  # as a data-loader worker is
+    if child == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        lock.release()
+        RunLock(run).release()  # free, though the child still runs
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
 
 
 def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tmp_path):
