@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -50,7 +51,12 @@ def _handler(signum: int, frame) -> None:
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`~hcal.errors.Stopped` (at the next safe point while training) in this block."""
+    """SIGINT and SIGTERM raise :class:`~hcal.errors.Stopped` (at the next safe point while training) in this block.
+
+    Only the main thread may set signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     REQUEST.signum, REQUEST.deferring, REQUEST.pid = None, 0, os.getpid()
     previous = {s: signal.signal(s, _handler) for s in SIGNALS}
     try:
