@@ -85,6 +85,16 @@ def check_run_dir(run_dir: Path, overwrite: bool) -> None:
             )
 
 
+def _remove_contents(folder: Path, keep: tuple[str, ...] = ()) -> None:
+    for child in folder.iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 class RunDirectory:
     """The run directory a fit writes, locked while it does (:meth:`create` a new run, or :meth:`resume` one).
 
@@ -128,7 +138,7 @@ class RunDirectory:
                     old_lock.release()
                 error = storage_error(e, path) if isinstance(e, OSError) else None
                 if error is not None:
-                    raise ConfigError(f"--run-dir: {error}; nothing was changed") from None
+                    raise StorageError(f"--run-dir: {error}; nothing was changed") from None
                 raise
 
     @classmethod
@@ -139,9 +149,7 @@ class RunDirectory:
         try:
             last = resumable_checkpoint(path)
             if last is None:
-                for child in path.iterdir():
-                    if child.name not in (CONFIG_FILE, LOCK_FILE):
-                        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+                _remove_contents(path, keep=(CONFIG_FILE, LOCK_FILE))
         except BaseException:
             lock.release()
             raise
@@ -171,9 +179,8 @@ class RunDirectory:
             try:
                 if self.created:
                     shutil.rmtree(self.path)
-                else:
-                    for child in self.path.iterdir():
-                        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+                else:  # a folder that was there (empty) stays
+                    _remove_contents(self.path)
                 if self.replaced is not None:
                     os.rename(self.replaced, self.path)
                     self._replaced_lock.release()

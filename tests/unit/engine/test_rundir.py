@@ -14,7 +14,7 @@ import pytest
 from hcal.config import Config
 from hcal.engine.lock import RunLock
 from hcal.engine.rundir import RunDirectory, check_output, check_run_dir, resumable_checkpoint, resume_config
-from hcal.errors import ConfigError
+from hcal.errors import ConfigError, StorageError
 
 
 def _run(tmp_path: Path, **config) -> Path:
@@ -144,8 +144,8 @@ def test_a_run_that_cannot_be_moved_aside_is_left_as_it_is(tmp_path, monkeypatch
         raise PermissionError(errno.EACCES, "Permission denied", str(src))
 
     monkeypatch.setattr(os, "rename", refuse)
-    with pytest.raises(ConfigError, match=f"--run-dir: cannot write {str(run)!r}: permission denied; nothing was "
-                                          "changed"):
+    with pytest.raises(StorageError, match=f"--run-dir: cannot write {str(run)!r}: permission denied; nothing was "
+                                           "changed"):
         RunDirectory.create(run, overwrite=True)
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"x"
 
