@@ -110,6 +110,7 @@ class StopAtSafePoint(Callback):
         self._undefer()
         if self.on_checkpoint is not None:
             self.on_checkpoint()
+        check_stop(f"after epoch {trainer.current_epoch}/{trainer.max_epochs}")  # a stop asked in the last steps
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._undefer()

@@ -92,11 +92,14 @@ def test_a_run_directory_has_one_writer_and_a_dead_one_leaves_no_lock(tmp_path):
 def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
     run = _run(tmp_path)
     lock = RunLock(run)
+    ready, started = os.pipe()
     child = os.fork()  # as a data-loader worker is
-    if child == 0:
+    if child == 0:  # fork's after-child hooks have run when os.fork() returns here
+        os.write(started, b"x")
         time.sleep(30)
         os._exit(0)
     try:
+        assert os.read(ready, 1) == b"x"
         lock.release()
         RunLock(run).release()  # free, though the child still runs
     finally:
