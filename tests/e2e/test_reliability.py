@@ -18,7 +18,7 @@ import torch
 
 import hcal.engine.checkpoint as checkpoint_module
 from hcal.datasets.synthetic import make_synthetic
-from hcal.engine.progress import InitCheckpoint
+from hcal.engine.progress import EpochSummary, InitCheckpoint
 from hcal.methods.hcal import HCAL
 from tests.helpers import CliResult, assert_one_line_error, run_hcal_subprocess
 
@@ -236,6 +236,26 @@ def test_stopped_before_its_first_checkpoint_a_fit_leaves_the_directory_as_it_fo
     assert_one_line_error(replacing, "before the first checkpoint", f"the run it was to replace is back in {old}")
     assert {p: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "old"]
+
+
+def test_a_stop_in_the_last_epoch_is_honoured_before_testing(cli, tmp_path, monkeypatch):
+    assert cli("fit", *TINY, "--run-dir", tmp_path / "uninterrupted").code == 0
+    real = EpochSummary.on_train_epoch_end
+
+    def stop_in_the_last_epoch(self, trainer, pl_module):  # after its last batch: no batch or epoch follows
+        real(self, trainer, pl_module)
+        if trainer.current_epoch + 1 == trainer.max_epochs:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(EpochSummary, "on_train_epoch_end", stop_in_the_last_epoch)
+    run_dir = tmp_path / "run"
+    r = cli("fit", *TINY, "--run-dir", run_dir)
+    assert r.code == 143
+    assert_one_line_error(r, "stopped by SIGTERM after epoch 2/2", f"continue with: hcal fit --resume {run_dir}")
+    assert "test metrics" not in r.out and not (run_dir / "metrics.json").exists()
+    monkeypatch.setattr(EpochSummary, "on_train_epoch_end", real)
+    assert cli("fit", "--resume", run_dir).code == 0
+    assert _metrics(run_dir) == _metrics(tmp_path / "uninterrupted")
 
 
 def test_a_failure_before_the_first_checkpoint_leaves_nothing(cli, tmp_path, monkeypatch):

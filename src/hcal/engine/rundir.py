@@ -15,19 +15,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-
 from ..config import Config, load_yaml
 from ..errors import ConfigError, HcalError, Stopped, StorageError, storage_error, warn
 from .checkpoint import atomic_write
 from .lock import LOCK_FILE, RunLock, check_not_in_use
-from .stopping import deferred
+from .stopping import as_stopped, deferred
 
 __all__ = [
     "CONFIG_FILE",
@@ -239,8 +236,7 @@ def explain_failure(e: BaseException, run: RunDirectory | None, new: bool, phase
     write gets one line saying what is kept and how to continue. ``run`` is None before the directory is written."""
     kept = run is not None and run.has_checkpoint
     undone = run.undo() if new and run is not None and not kept else None
-    if isinstance(e, SIGTERMException):  # Lightning's own stop at its safe points
-        e = Stopped(signal.SIGTERM)
+    e = as_stopped(e)
     resume = f"hcal fit --resume {run.path}" if run is not None else ""
     if isinstance(e, Stopped):
         if undone is not None:

@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..errors import Stopped
 
-__all__ = ["stop_on_signals", "deferred", "check_stop", "StopAtSafePoint"]
+__all__ = ["stop_on_signals", "deferred", "check_stop", "as_stopped", "StopAtSafePoint"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -35,6 +36,7 @@ class _Request:
         self.signum: int | None = None
         self.deferring = 0
         self.pid = 0  # the process that installed the handlers (forked data-loader workers inherit them)
+        self.where = ""  # where training is, for a stop Lightning raises itself
 
 
 REQUEST = _Request()
@@ -57,14 +59,14 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    REQUEST.signum, REQUEST.deferring, REQUEST.pid = None, 0, os.getpid()
+    REQUEST.signum, REQUEST.deferring, REQUEST.pid, REQUEST.where = None, 0, os.getpid(), ""
     previous = {s: signal.signal(s, _handler) for s in SIGNALS}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        REQUEST.signum, REQUEST.deferring = None, 0
+        REQUEST.signum, REQUEST.deferring, REQUEST.where = None, 0, ""
 
 
 @contextmanager
@@ -83,6 +85,12 @@ def check_stop(where: str = "") -> None:
         raise Stopped(REQUEST.signum, where)
 
 
+def as_stopped(e: BaseException) -> BaseException:
+    """Lightning's own stop at its safe points (SIGTERM: ``SIGTERMException``, a ``SystemExit`` of status 0!) as
+    :class:`~hcal.errors.Stopped`; any other exception as it is."""
+    return Stopped(signal.SIGTERM, REQUEST.where) if isinstance(e, SIGTERMException) else e
+
+
 class StopAtSafePoint(Callback):
     """Defers stop requests while ``trainer.fit`` runs; honours them after each training or validation batch and
     between epochs. ``on_checkpoint()`` is called once each epoch's checkpoint is written (ModelCheckpoint writes it
@@ -93,24 +101,22 @@ class StopAtSafePoint(Callback):
         self._deferring = False
 
     @staticmethod
-    def _where(trainer) -> str:
-        return f"in epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+    def _safe_point(trainer, between_epochs: bool = False) -> None:
+        """Say where training is (for a stop Lightning raises itself), and stop there if asked to."""
+        done, total = trainer.current_epoch, trainer.max_epochs
+        between_epochs = between_epochs or done >= total
+        REQUEST.where = f"after epoch {done}/{total}" if between_epochs and done else f"in epoch {done + 1}/{total}"
+        check_stop(REQUEST.where)
 
     def on_fit_start(self, trainer, pl_module) -> None:
         REQUEST.deferring += 1
         self._deferring = True
-        check_stop(self._where(trainer))
+        self._safe_point(trainer, between_epochs=True)
 
     def _undefer(self) -> None:
         if self._deferring:
             REQUEST.deferring -= 1
             self._deferring = False
-
-    def on_fit_end(self, trainer, pl_module) -> None:
-        self._undefer()
-        if self.on_checkpoint is not None:
-            self.on_checkpoint()
-        check_stop(f"after epoch {trainer.current_epoch}/{trainer.max_epochs}")  # a stop asked in the last steps
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._undefer()
@@ -118,12 +124,21 @@ class StopAtSafePoint(Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if self.on_checkpoint is not None:
             self.on_checkpoint()
-        check_stop(f"after epoch {trainer.current_epoch}/{trainer.max_epochs}" if trainer.current_epoch else
-                   self._where(trainer))
+        self._safe_point(trainer, between_epochs=True)
+        self._safe_point(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        check_stop(self._where(trainer))
+        self._safe_point(trainer)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0
                                 ) -> None:
-        check_stop(self._where(trainer))
+        self._safe_point(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # the epoch's checkpoint follows this hook
+        REQUEST.where = f"after epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._undefer()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint()
+        self._safe_point(trainer, between_epochs=True)  # a stop asked for in the last steps, before testing

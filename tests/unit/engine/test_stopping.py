@@ -5,8 +5,9 @@ import os
 import signal
 
 import pytest
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from hcal.engine.stopping import check_stop, deferred, stop_on_signals
+from hcal.engine.stopping import REQUEST, as_stopped, check_stop, deferred, stop_on_signals
 from hcal.errors import Stopped
 
 
@@ -32,3 +33,13 @@ def test_a_first_signal_waits_for_the_safe_point_a_second_one_does_not():
     assert info.value.exit_code == 130
     with stop_on_signals():
         check_stop()  # a new command starts with no stop pending
+
+
+def test_lightnings_own_sigterm_stop_is_a_stop_saying_where_training_was():
+    with stop_on_signals():
+        REQUEST.where = "in epoch 2/3"
+        e = as_stopped(SIGTERMException())
+    assert isinstance(e, Stopped) and e.signum == signal.SIGTERM and e.where == "in epoch 2/3"
+    other = ValueError("x")
+    assert as_stopped(other) is other
+    assert REQUEST.where == ""
