@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
+# One intra-op thread for the test processes and every subprocess they start: the models here are
+# tiny, and two OpenMP threads on a busy 2-core machine wait for each other (steps 100x slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from hcal.cli import main
-from hcal.hierarchy import Hierarchy
-from tests.helpers import TOY_PATHS, CliResult
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
+from hcal.cli import main  # noqa: E402
+from hcal.hierarchy import Hierarchy  # noqa: E402
+from tests.helpers import TOY_PATHS, CliResult  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 E2E = Path(__file__).parent / "e2e"
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +64,22 @@ class Linear4(nn.Linear):
 
     def __init__(self) -> None:
         super().__init__(4, 4)
+
+
+def untrained_checkpoint(path: Path, hierarchy, spec, **config) -> Path:
+    """An hcal checkpoint of a freshly initialised model (seeded), as ``hcal fit`` would write one: for tests
+    of what reads checkpoints (predict, export) that need no training."""
+    from hcal.config import Config
+    from hcal.engine.checkpoint import FORMAT
+    from hcal.engine.module import HierarchicalModule
+
+    torch.manual_seed(0)
+    cfg = Config(**{"dataset": "synthetic", "backbone": "mlp" if spec.kind == "vector" else "small-cnn", **config})
+    module = HierarchicalModule(cfg.to_dict(), hierarchy.to_dict(), spec.to_dict())
+    for m in module.modules():  # batch norms with statistics of their own, as after training
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    torch.save({"hcal_format": FORMAT, "hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()},
+               path)
+    return path

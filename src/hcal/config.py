@@ -3,13 +3,16 @@
 Its fields are the YAML keys (``configs/*.yaml``), the ``hcal fit`` flags (``--batch-size`` for
 ``batch_size``) and what is saved as ``config.yaml`` in every run directory. Values are checked
 here, with messages that name the key (or flag), the value found and what is allowed.
-Precedence: defaults < ``--config FILE.yaml`` < command-line flags.
+Precedence: defaults < ``--config FILE.yaml`` < command-line flags. In a YAML file, a relative
+``data_dir`` is relative to the file's folder; a saved config (:meth:`Config.save`, a run's
+``config.yaml``) holds an absolute one and no ``run_dir``, so it re-runs from anywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -146,8 +149,16 @@ class Config:
     def replace(self, **changes: Any) -> "Config":
         return Config.from_dict({**self.to_dict(), **changes})
 
+    def to_file_dict(self) -> dict[str, Any]:
+        """What :meth:`save` writes: no ``run_dir`` (a saved config says what to train, the command where:
+        ``hcal fit --config RUN_DIR/config.yaml --run-dir NEW``), ``data_dir`` absolute."""
+        data = {k: v for k, v in self.to_dict().items() if k != "run_dir"}
+        if data["data_dir"] is not None:
+            data["data_dir"] = os.path.abspath(data["data_dir"])
+        return data
+
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        Path(path).write_text(yaml.safe_dump(self.to_file_dict(), sort_keys=False), encoding="utf-8")
 
 
 _FIELD_NAMES = [f.name for f in fields(Config)]
@@ -233,7 +244,8 @@ def check_option(name: str, value: Any, where: str) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config into a dict, with one-line errors naming the file (and line)."""
+    """Read a YAML config into a dict, with one-line errors naming the file (and line); a relative ``data_dir``
+    is taken relative to the file's folder."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"--config: {str(path)!r} is a folder, not a YAML file")
@@ -257,4 +269,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     _check_keys(data, f"config {str(path)!r}")
     for k, v in data.items():
         check_option(k, v, f"config {str(path)!r}: key {k!r}")
+    if data.get("data_dir") is not None and not os.path.isabs(data["data_dir"]):
+        data["data_dir"] = os.path.normpath(path.parent / data["data_dir"])
     return data

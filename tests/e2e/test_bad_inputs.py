@@ -3,6 +3,8 @@
 Each case must exit non-zero (2 for user errors) with one line on stderr that names the problem, and no
 traceback; a fit leaves no run directory. No message ever suggests loading a file unsafely."""
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -270,6 +272,21 @@ def test_predict_input_errors(cli, tmp_path):
     assert cli("predict", "--ckpt", ckpt, tmp_path / "ok.npy", "--output", tmp_path / "p.csv").code == 0
     again = cli("predict", "--ckpt", ckpt, tmp_path / "ok.npy", "--output", tmp_path / "p.csv")
     assert_one_line_error(again, "exists", "--overwrite")
+    # rows that cannot be predicted: one line naming the file and row by default, an error column with --skip-bad
+    rows = np.ones((3, 16), "float32")
+    rows[1, 4] = np.nan
+    np.save(tmp_path / "nan.npy", rows)
+    np.save(tmp_path / "none.npy", np.zeros((0, 16), "float32"))
+    r = cli("predict", "--ckpt", ckpt, tmp_path / "nan.npy", tmp_path / "none.npy")
+    assert_one_line_error(r, f"{tmp_path / 'nan.npy'}:1", "non-finite value (nan)", "2 inputs in all", "--skip-bad")
+    assert r.code == 2
+    assert_one_line_error(cli("predict", "--ckpt", ckpt, tmp_path / "none.npy"), "none.npy", "holds no rows")
+    r = cli("predict", "--ckpt", ckpt, tmp_path / "nan.npy", tmp_path / "none.npy", "--skip-bad")
+    assert r.code == 0, r
+    table = list(csv.DictReader(io.StringIO(r.out)))
+    assert [row["error"] != "" for row in table] == [False, True, False, True]
+    assert table[3]["input"] == str(tmp_path / "none.npy") and table[3]["label_l1"] == ""
+    assert_one_line_error(cli("predict", "--ckpt", ckpt, tmp_path / "ok.npy", "--top-k", "-2"), "--top-k -2", ">= 0")
 
 
 def test_bad_yaml_config(cli, tmp_path):

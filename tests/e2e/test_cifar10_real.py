@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-import hcal.engine.runner as runner
+import hcal.engine.fitting as fitting
 from hcal.datasets import create_dataset
 from tests.helpers import SHARED_DATA
 
@@ -24,7 +24,7 @@ def test_real_cifar10_archive_loads_and_fits(cli, tmp_path, monkeypatch):
     assert b.train.inputs.shape == (60000, 3, 32, 32) and b.train.inputs.dtype == torch.uint8
     # one short fit on it, reusing the loaded data (the CLI would decode the archive again)
 
-    monkeypatch.setattr(runner, "create_dataset", lambda *a, **k: b)
+    monkeypatch.setattr(fitting, "create_dataset", lambda *a, **k: b)
     r = cli("fit", "--dataset", "cifar10", "--data-dir", CIFAR10_TAR, "--epochs", "1", "--limit-batches", "3",
             "--batch-size", "32", "--backbone", "small-cnn", "--no-progress", "--run-dir", tmp_path / "run")
     assert r.code == 0, r

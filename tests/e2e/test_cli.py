@@ -1,19 +1,24 @@
 """The command line end to end on tiny data: fit, test, predict, resume, run-directory protection."""
 
+import csv
 import errno
 import importlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 import hcal.engine.checkpoint as checkpoint_module
+from hcal import __version__
 from hcal.datasets.synthetic import make_synthetic
 from hcal.weighting import AdaptiveWeightAdjustment
-from tests.helpers import assert_one_line_error, run_hcal_subprocess
+from tests.helpers import ROOT, assert_one_line_error, run_hcal_subprocess
 
 FAST = ["--dataset", "synthetic", "--epochs", "3", "--batch-size", "32", "--no-progress"]
 
@@ -43,7 +48,7 @@ def test_fit_end_to_end(trained_run):
     assert metrics["test/acc_l1"] > 0.8 and metrics["test/acc_l3"] > 0.95
     assert metrics["best_val/acc_l1"] > 0.8
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert config["backbone"] == "mlp" and config["seed"] == 3 and config["run_dir"] == str(run_dir)
+    assert config["backbone"] == "mlp" and config["seed"] == 3 and "run_dir" not in config  # re-runnable elsewhere
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "logs" / "csv" / "metrics.csv").is_file()
     assert list((run_dir / "logs" / "tensorboard").glob("events.out.tfevents.*"))
@@ -52,6 +57,12 @@ def test_fit_end_to_end(trained_run):
     for fragment in ("ACC^1", "ACC^3", "HVR", "full-path accuracy", "hierarchical F1", f"run dir: {run_dir}"):
         assert fragment in result.out
     assert f"{metrics['test/acc_l1']:.4f}" in result.out
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["hcal"] == __version__ and info["lightning"] and info["epochs_completed"] == 3
+    assert [h["command"] for h in info["history"]] == [f"hcal fit {' '.join(FAST)} --run-dir {run_dir} --seed 3"]
+    with Image.open(run_dir / "training_curves.png") as img:
+        assert img.size == (1200, 840) and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 100
+    assert f"training curves: {run_dir / 'training_curves.png'}" in result.out
 
 
 def test_checkpoint_loads_with_weights_only(trained_run):
@@ -71,6 +82,29 @@ def test_test_command_reproduces_fit_metrics(trained_run, cli, tmp_path):
     for key, value in test_metrics.items():
         assert value == pytest.approx(fit_metrics[key], abs=1e-9), key
     assert "HVR" in r.out
+    # the per-class report, in the run's report/: each level's recall weighted by support is its accuracy
+    report = run_dir / "report"
+    assert f"per-class report in {report}: per_class.csv, report.md, confusion_l1.png" in r.out
+    rows = list(csv.DictReader(open(report / "per_class.csv")))
+    for k in (1, 2, 3):
+        level = [row for row in rows if row["level"] == str(k)]
+        assert sum(int(row["support"]) for row in level) == 400
+        recalled = sum(float(row["recall"]) * int(row["support"]) for row in level) / 400
+        assert recalled == pytest.approx(test_metrics[f"test/acc_l{k}"], abs=1e-5)
+        with Image.open(report / f"confusion_l{k}.png") as img:
+            assert img.size[0] >= 600 and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 20
+    elsewhere = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--report-dir", tmp_path / "rep",
+                    "--decode", "consistent")
+    assert elsewhere.code == 0 and (tmp_path / "rep" / "report.md").is_file()
+    assert "consistent decoding" in (tmp_path / "rep" / "report.md").read_text()
+    (tmp_path / "a-file").write_text("x")
+    bad = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--report-dir", tmp_path / "a-file")
+    assert_one_line_error(bad, "--report-dir", "a-file", "is a file")
+    assert bad.code == 2
+    loose = tmp_path / "loose.ckpt"
+    loose.write_bytes((run_dir / "checkpoints" / "best.ckpt").read_bytes())
+    r = cli("test", "--ckpt", loose)
+    assert r.code == 0 and "no per-class report" in r.out and "--report-dir" in r.out
     consistent = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--decode", "consistent", "--output",
                      tmp_path / "c.json")
     assert consistent.code == 0, consistent
@@ -90,7 +124,7 @@ def test_predict_writes_one_row_per_input(trained_run, cli, tmp_path):
             "--output", out)
     assert r.code == 0, r
     lines = out.read_text().splitlines()
-    assert lines[0] == "input,label_l1,score_l1,label_l2,score_l2,label_l3,score_l3"
+    assert lines[0] == "input,label_l1,score_l1,label_l2,score_l2,label_l3,score_l3,path_score,consistent"
     assert len(lines) == 1 + 6
     assert lines[1].startswith(f"{tmp_path / 'batch.npy'}:0,") and lines[6].startswith(f"{tmp_path / 'one.npy'},")
     rows = [line.split(",") for line in lines[1:]]
@@ -160,6 +194,44 @@ def test_resume_continues_from_last_checkpoint(cli, tmp_path):
     assert (run_dir / "metrics.json").is_file()
     differ = cli("fit", "--resume", run_dir, "--seed", "9")
     assert differ.code != 0
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    first = [*FAST, "--epochs", "1", "--limit-batches", "3", "--deterministic", "--run-dir", run_dir]
+    assert cli("fit", *first).code == 0
+    r = cli("fit", "--resume", run_dir, "--epochs", "2", "--no-progress")
+    assert r.code == 0, r
+    assert "epoch 2/2:" in r.out and "epoch 1/2" not in r.out  # the new epoch only
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["epochs"] == 2
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    info = json.loads((run_dir / "run.json").read_text())
+    assert [(h["command"], h["epochs_completed"]) for h in info["history"]] == [
+        (f"hcal fit {' '.join(map(str, first))}", 1), (f"hcal fit --resume {run_dir} --epochs 2 --no-progress", 2)]
+    assert info["train_seconds"] >= info["history"][1]["train_seconds"] and info["sessions"] == 2
+    assert "over 2 sessions" in r.out
+    # with the constant learning rate, the extended run is the run of 2 epochs from the start
+    assert cli("fit", *first[:-1], tmp_path / "direct", "--epochs", "2").code == 0
+    assert (run_dir / "metrics.json").read_text() == (tmp_path / "direct" / "metrics.json").read_text()
+    epochs = {row["epoch"] for row in csv.DictReader(open(run_dir / "logs" / "csv" / "metrics.csv"))
+              if row["val/acc_l1"]}
+    assert epochs == {"0", "1"}  # the first session's log is kept
+    assert_one_line_error(cli("fit", "--resume", run_dir, "--epochs", "2"), "finished", "--epochs N")
+    assert_one_line_error(cli("fit", "--resume", run_dir, "--epochs", "1"), "--epochs 1", "trained 2 epochs")
+    cosine = tmp_path / "cosine"
+    assert cli("fit", *FAST, "--epochs", "1", "--limit-batches", "2", "--scheduler", "cosine",
+               "--run-dir", cosine).code == 0
+    assert_one_line_error(cli("fit", "--resume", cosine, "--epochs", "3"), "--scheduler cosine", "cannot be extended")
+    assert (cosine / "metrics.json").is_file()  # refused: the run is as it was
+
+
+def test_help_starts_without_torch():
+    """``hcal --help`` and each command's help import neither torch nor Lightning (the engine loads on use)."""
+    code = ("import sys\nfrom hcal.cli import main\nfor argv in (['--help'], ['fit', '--help'], ['test', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'matplotlib'}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "[]", r
 
 
 def test_resume_with_disagreeing_flags_names_the_keys(cli, tmp_path):
@@ -232,3 +304,14 @@ def test_fit_trains_through_the_concept_modules_and_awa(cli, tmp_path, monkeypat
     assert calls.get("class_means", 0) >= 2 * 2  # two coarse levels with FA, two training batches
     assert calls.get("prototype_infonce", 0) >= 3 * 2 and calls.get("perturb_prototypes", 0) >= 2
     assert calls.get("awa", 0) >= 2
+
+
+def test_recommended_config_runs_on_any_dataset(cli, tmp_path):
+    """configs/recommended.yaml names no dataset, backbone or epochs: they come from the command line."""
+    run = tmp_path / "run"
+    r = cli("fit", "--config", ROOT / "configs" / "recommended.yaml", "--dataset", "synthetic", "--epochs", "1",
+            "--no-progress", "--run-dir", run)
+    assert r.code == 0, r
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["method"], saved["decode"], saved["dataset"]) == ("hcal-ps", "consistent", "synthetic")
+    assert json.loads((run / "metrics.json").read_text())["test/hvr"] == 0.0

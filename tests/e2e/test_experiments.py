@@ -154,8 +154,11 @@ def test_visualize_draws_every_level_at_init_and_after_training(cli, tmp_path):
     assert names == sorted([f"tsne_{s}_{k}.png" for s in ("init", "trained") for k in ("l1", "l2", "l3", "all")])
     for p in (run / "figures").glob("*.png"):
         with Image.open(p) as img:
-            assert img.format == "PNG" and img.size == (840, 720)
+            assert img.format == "PNG" and img.size == (1275, 975)
             assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 50
+    # progress: one t-SNE per state (the levels share one embedding space), announced as it starts
+    assert "[1/2] init: t-SNE of 150 test embeddings and every level's 14 prototypes" in r.out
+    assert "[2/2] trained: t-SNE" in r.out and f"wrote {run / 'figures' / 'tsne_trained_all.png'}" in r.out
 
 
 def test_paper_claims_script_reads_the_tables(cli, tmp_path):
@@ -183,3 +186,66 @@ def test_paper_claims_script_reads_the_tables(cli, tmp_path):
     delta = 100 * (float(by["MTL+FA"]["test/hvr"]) - float(by["MTL"]["test/hvr"]))
     fa_row = "| FA | MTL → MTL+FA |"
     assert fa_row in r.stdout and f"{delta:+.2f}" in r.stdout.split(fa_row)[1].split("\n")[0]
+
+
+def test_compare_also_scores_each_checkpoint_with_consistent_decoding(cli, tmp_path):
+    out = tmp_path / "cmp"
+    r = cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
+            "--also-decode", "consistent")
+    assert r.code == 0, r
+    rows = _rows(out / "results.csv")
+    assert [(x["label"], x["decode"]) for x in rows] == [("hcal-ps", "nearest"), ("hcal-ps · consistent", "consistent")]
+    assert float(rows[1]["test/hvr"]) == 0.0  # a tree path for every sample
+    scored = out / "runs" / "hcal-ps-seed0" / "metrics-consistent.json"
+    assert scored.is_file() and "without retraining" in (out / "results.md").read_text()
+    mtime = scored.stat().st_mtime
+    again = cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
+                "--also-decode", "consistent")
+    assert again.code == 0 and scored.stat().st_mtime == mtime  # scored once, then read back
+    bad = cli("experiment", "compare", *TINY, "--also-decode", "fancy", "--out", tmp_path / "bad")
+    assert bad.code == 2 and "--also-decode: unknown decoding 'fancy'" in bad.err and not (tmp_path / "bad").exists()
+
+
+def test_anchors_script_scores_logistic_regressions_with_and_without_consistent_decoding(tmp_path):
+    """benchmarks/anchors.py: the per-level logistic regressions, and the same decoded as tree paths,
+    against a brute-force re-computation over every leaf's path."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from hcal.datasets import create_dataset
+    from hcal.datasets.synthetic import make_synthetic
+
+    h, x, y, _, _ = make_synthetic(levels=3, branching=2, train_size=300, noise=2.0)
+    data = tmp_path / "feats.npz"
+    np.savez(data, X=x.numpy(), paths=np.array([h.decode(row) for row in y.tolist()]))
+    out = tmp_path / "anchors"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "anchors.py"), "--data", str(data), "--seeds", "0",
+                        "--Cs", "1", "--anchors", "logreg per level,logreg per level · consistent", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {x["label"]: x for x in _rows(out / "results.csv")}
+    assert set(rows) == {"logreg per level", "logreg per level · consistent"}
+    assert float(rows["logreg per level · consistent"]["test/hvr"]) == 0.0
+
+    bundle = create_dataset("features", data, seed=0, val_fraction=0.1)
+    h = bundle.hierarchy  # the features file's own class order
+    split = {name: (s.inputs[s.indices].numpy(), s.targets[s.indices].numpy())
+             for name, s in (("train", bundle.train), ("val", bundle.val), ("test", bundle.test))}
+    x_fit, y_fit = (np.concatenate([split["train"][i], split["val"][i]]) for i in (0, 1))
+    x_test, truth = split["test"]
+    paths = h.leaf_paths().numpy()  # (leaves, m), finest first
+    score = np.zeros((len(x_test), len(paths)))
+    independent = []
+    for k in range(h.num_levels):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        model.fit(x_fit, y_fit[:, k])
+        full = np.full((len(x_test), h.sizes[k]), -1e9)
+        full[:, model.classes_] = model.predict_log_proba(x_test)
+        score += full[:, paths[:, k]]
+        independent.append(full.argmax(1))
+    best = paths[score.argmax(1)]
+    assert float(rows["logreg per level · consistent"]["test/full_path_acc"]) == pytest.approx(
+        (best == truth).all(1).mean(), abs=1e-9)
+    assert float(rows["logreg per level"]["test/acc_l1"]) == pytest.approx((independent[0] == truth[:, 0]).mean(),
+                                                                           abs=1e-9)

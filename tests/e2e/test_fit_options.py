@@ -32,3 +32,4 @@ def test_channels_last_images(cli, tmp_path):
     r = cli("fit", "--data-dir", tmp_path / "fm", "--channels-last", "--epochs", "1", "--batch-size", "16",
             "--no-progress", "--run-dir", tmp_path / "run")
     assert r.code == 0, r
+

@@ -64,3 +64,21 @@ def test_baseline_hyper_parameters_default_to_the_papers():
 
 def test_monitor_help_names_no_refused_metric():
     assert "val/loss" not in option_field("monitor").metadata["help"]
+
+
+def test_a_relative_data_dir_is_relative_to_the_config_files_folder(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "rel.yaml").write_text("dataset: features\ndata_dir: ../data/x.npz\n")
+    (tmp_path / "cfg" / "abs.yaml").write_text(f"dataset: features\ndata_dir: {tmp_path / 'y.npz'}\n")
+    monkeypatch.chdir(tmp_path / "cfg")
+    assert load_yaml(tmp_path / "cfg" / "rel.yaml")["data_dir"] == str(tmp_path / "data" / "x.npz")
+    assert load_yaml("rel.yaml")["data_dir"] == "../data/x.npz"  # the same file, from its own folder
+    assert load_yaml("abs.yaml")["data_dir"] == str(tmp_path / "y.npz")
+
+
+def test_a_saved_config_holds_no_run_dir_and_an_absolute_data_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Config(dataset="features", data_dir="x.npz", run_dir="runs/a", epochs=3).save(tmp_path / "c.yaml")
+    saved = load_yaml(tmp_path / "c.yaml")
+    assert "run_dir" not in saved and saved["data_dir"] == str(tmp_path / "x.npz") and saved["epochs"] == 3
+    assert Config.from_dict(saved) == Config(dataset="features", data_dir=str(tmp_path / "x.npz"), epochs=3)

@@ -1,8 +1,9 @@
-"""The training engine (Lightning): module, data module, checkpoints, and fit/test/predict."""
+"""The training engine (Lightning): module, data module, checkpoints, and fit/test/predict/export."""
 
 from ..errors import NonFiniteLossError
 from .checkpoint import AtomicCheckpointIO, load_checkpoint_file
 from .data import HierarchicalDataModule
+from .export import export
 from .module import HierarchicalModule
 from .runner import FitResult, evaluate, fit, predict
 
@@ -16,4 +17,5 @@ __all__ = [
     "fit",
     "evaluate",
     "predict",
+    "export",
 ]

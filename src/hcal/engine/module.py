@@ -16,10 +16,28 @@ from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ..methods import create_method
 from ..metrics import HierarchicalMetrics
+from ..metrics.per_class import LevelConfusionMatrices
 from ..weighting import GradientWeighting, SharedTrunk, weighting_from_config
 from .checkpoint import FORMAT, load_checkpoint_file
 
-__all__ = ["HierarchicalModule", "create_optimizer"]
+__all__ = ["HierarchicalModule", "create_optimizer", "prepare_inputs"]
+
+
+def prepare_inputs(x: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None,
+                   channels_last: bool = False) -> torch.Tensor:
+    """Batch-wise, on the model's device: uint8 images to floats in [0, 1], then normalised with the input
+    spec's ``mean`` and ``std`` (when it has them); vectors pass unchanged.
+
+    Datasets hand over images as uint8 (4x less to copy than floats). Training, evaluation and
+    :class:`~hcal.engine.predictions.Predictor` (``hcal predict``, ``hcal export``) all call this.
+    """
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+    if mean is not None:
+        x = (x - mean) / std
+    if channels_last and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def create_optimizer(param_groups: list[dict], config: Config) -> torch.optim.SGD:
@@ -84,9 +102,13 @@ class HierarchicalModule(L.LightningModule):
         self.batch_augment: torch.nn.Module | None = None  # set by the runner for --augment-on device
         self.val_metrics = HierarchicalMetrics(self.hierarchy)
         self.test_metrics = HierarchicalMetrics(self.hierarchy)
+        self.test_confusion = LevelConfusionMatrices(self.hierarchy)  # hcal test's per-class report
+        self.last_confusion: list[torch.Tensor] = []
         self.register_buffer("leaf_paths", self.hierarchy.leaf_paths(), persistent=False)
         self.level_keys = [Hierarchy.level_key(k) for k in range(self.hierarchy.num_levels)]
         self.last_metrics: dict[str, dict[str, float]] = {}
+        self._epoch_sums: torch.Tensor | None = None  # this epoch's summed level losses and weights
+        self._epoch_steps = 0
         if spec.kind == "image" and spec.mean:
             shape = (1, spec.channels, 1, 1)
             self.register_buffer("input_mean", torch.tensor(spec.mean).view(shape), persistent=False)
@@ -104,17 +126,8 @@ class HierarchicalModule(L.LightningModule):
         return self.all_gather(t, sync_grads=t.is_floating_point()).flatten(0, 1)
 
     def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Batch-wise, on the training device: uint8 images to floats in [0, 1], then normalised.
-
-        Datasets hand over images as uint8 (4x less to copy than floats); vectors pass unchanged.
-        """
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
-        if self.input_mean is not None:
-            x = (x - self.input_mean) / self.input_std
-        if self.config.channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        """:func:`prepare_inputs` with this model's normalisation and layout."""
+        return prepare_inputs(x, self.input_mean, self.input_std, self.config.channels_last)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.method(self.prepare_inputs(x))
@@ -147,14 +160,11 @@ class HierarchicalModule(L.LightningModule):
             total, weights = self.weighting(losses)
             self._check_finite(total, losses)
         self.log("train/loss", total, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
-        detached = losses.detach()
-        self.log_dict(
-            {f"train/loss_{k}": detached[i] for i, k in enumerate(self.level_keys)}
-            | {f"train/weight_{k}": weights[i] for i, k in enumerate(self.level_keys)},
-            on_step=False,
-            on_epoch=True,
-            batch_size=x.shape[0],
-        )
+        # The per-level losses and weights are summed here and logged once per epoch (their means,
+        # on_train_epoch_end): each self.log call costs far more than a small model's step.
+        step = torch.cat([losses.detach(), weights.detach().to(losses.dtype)])
+        self._epoch_sums = step if self._epoch_sums is None else self._epoch_sums + step
+        self._epoch_steps += 1
         return total
 
     def _check_finite(self, total: torch.Tensor, losses: torch.Tensor) -> None:
@@ -167,6 +177,16 @@ class HierarchicalModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.weighting.new_epoch()
+        self._epoch_sums, self._epoch_steps = None, 0
+
+    def _log_level_means(self) -> None:
+        """The epoch's mean loss and weight of every level (``train/loss_lK``, ``train/weight_lK``)."""
+        if self._epoch_sums is None:
+            return
+        means = (self._epoch_sums / self._epoch_steps).tolist()
+        m = len(self.level_keys)
+        self.log_dict({f"train/loss_{k}": means[i] for i, k in enumerate(self.level_keys)}
+                      | {f"train/weight_{k}": means[m + i] for i, k in enumerate(self.level_keys)})
 
     # ------------------------------------------------------------------ gradient weightings (manual optimisation)
     def _gradient_weighting_step(self, x: torch.Tensor, y: torch.Tensor
@@ -188,6 +208,7 @@ class HierarchicalModule(L.LightningModule):
         return losses, total, weights
 
     def on_train_epoch_end(self) -> None:
+        self._log_level_means()
         if not self.automatic_optimization:
             scheduler = self.lr_schedulers()
             if scheduler is not None:
@@ -206,10 +227,11 @@ class HierarchicalModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_step(self, batch, metrics: HierarchicalMetrics) -> None:
+    def _eval_step(self, batch, *metrics: HierarchicalMetrics | LevelConfusionMatrices) -> None:
         x, y = batch
         preds, _ = self.predict_batch(x)
-        metrics.update(preds, y)
+        for m in metrics:
+            m.update(preds, y)
 
     def _eval_epoch_end(self, metrics: HierarchicalMetrics, prefix: str) -> None:
         values = metrics.compute()
@@ -224,10 +246,12 @@ class HierarchicalModule(L.LightningModule):
         self._eval_epoch_end(self.val_metrics, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics)
+        self._eval_step(batch, self.test_metrics, self.test_confusion)
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end(self.test_metrics, "test")
+        self.last_confusion = [c.cpu() for c in self.test_confusion.compute()]
+        self.test_confusion.reset()
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -25,9 +25,12 @@ def _label(key: str) -> str:
         "acc_mean": "ACC mean over levels",
         "hvr": "HVR (lower is better)",
         "full_path_acc": "full-path accuracy",
-        "hp": "hierarchical precision",
-        "hr": "hierarchical recall",
-        "hf1": "hierarchical F1",
+        "hp": "hierarchical precision (ancestor sets)",
+        "hr": "hierarchical recall (ancestor sets)",
+        "hf1": "hierarchical F1 (ancestor sets)",
+        "hp_hiclass": "hierarchical precision (HiClass's)",
+        "hr_hiclass": "hierarchical recall (HiClass's)",
+        "hf1_hiclass": "hierarchical F1 (HiClass's)",
     }.get(key, key)
 
 

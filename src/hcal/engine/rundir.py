@@ -1,7 +1,8 @@
 """Run directories: what they hold, how they are named, and the rules that protect them.
 
-A run directory holds ``config.yaml`` (what makes it a run), ``hierarchy.json``,
-``checkpoints/{init,best,last}.ckpt``, ``logs/``, and, once finished, ``metrics.json`` and ``run.json``.
+A run directory holds ``config.yaml`` (what makes it a run), ``hierarchy.json``, ``run.json``
+(:mod:`~hcal.engine.sessions`), ``checkpoints/{init,best,last}.ckpt``, ``logs/``, once finished
+``metrics.json`` and ``training_curves.png``, and after ``hcal test`` the per-class ``report/``.
 A directory that holds a run is replaced only with ``overwrite``; one that is not a run, never.
 
 One process at a time writes a run directory (:class:`~hcal.engine.lock.RunLock`). A fit writes its
@@ -22,12 +23,14 @@ from typing import Any
 
 from ..config import Config, load_yaml
 from ..errors import ConfigError, HcalError, Stopped, StorageError, storage_error, warn
-from .checkpoint import atomic_write
+from .checkpoint import atomic_write, load_checkpoint_file
 from .lock import LOCK_FILE, RunLock, check_not_in_use
 from .stopping import as_stopped, deferred
 
 __all__ = [
     "CONFIG_FILE",
+    "CURVES_FILE",
+    "REPORT_DIR",
     "METRICS_FILE",
     "RUN_INFO_FILE",
     "HIERARCHY_FILE",
@@ -40,6 +43,7 @@ __all__ = [
     "default_run_dir",
     "check_run_dir",
     "check_output",
+    "report_dir_of",
     "write_json",
     "resume_config",
     "resumable_checkpoint",
@@ -47,9 +51,10 @@ __all__ = [
 ]
 
 CONFIG_FILE, METRICS_FILE, RUN_INFO_FILE, HIERARCHY_FILE = "config.yaml", "metrics.json", "run.json", "hierarchy.json"
+CURVES_FILE, REPORT_DIR = "training_curves.png", "report"
 CHECKPOINTS = "checkpoints"
 LAST, BEST, INIT = "last.ckpt", "best.ckpt", "init.ckpt"
-RESUME_MAY_CHANGE = {"progress"}  # options a resumed run may take from the command line
+RESUME_MAY_CHANGE = {"progress", "epochs"}  # options a resumed run may take from the command line (epochs: extend)
 
 
 def default_run_dir(config: Config) -> Path:
@@ -139,14 +144,15 @@ class RunDirectory:
                 raise
 
     @classmethod
-    def resume(cls, path: Path) -> tuple["RunDirectory", Path | None]:
-        """The locked run in ``path`` and its checkpoint to continue from: None for a run stopped before its first
-        (whose files, but its config, are then removed: it starts from the beginning)."""
+    def resume(cls, path: Path, config: Config) -> tuple["RunDirectory", Path | None]:
+        """The locked run in ``path`` and its checkpoint to continue from (:func:`resumable_checkpoint`): None for a
+        run stopped before its first (whose files, but its config and run.json's history, are then removed: it
+        starts from the beginning)."""
         lock = RunLock(path)
         try:
-            last = resumable_checkpoint(path)
+            last = resumable_checkpoint(path, config)
             if last is None:
-                _remove_contents(path, keep=(CONFIG_FILE, LOCK_FILE))
+                _remove_contents(path, keep=(CONFIG_FILE, RUN_INFO_FILE, LOCK_FILE))
         except BaseException:
             lock.release()
             raise
@@ -194,10 +200,16 @@ class RunDirectory:
             self._replaced_lock.release()
 
 
-def check_output(output: str | Path | None, overwrite: bool) -> None:
-    """An ``--output`` file is never replaced without ``--overwrite``."""
+def check_output(output: str | Path | None, overwrite: bool, flag: str = "--output") -> None:
+    """An output file (``--output``, or ``flag``) is never replaced without ``--overwrite``."""
     if output is not None and Path(output).exists() and not overwrite:
-        raise ConfigError(f"--output {str(output)!r} exists; pass --overwrite to replace it")
+        raise ConfigError(f"{flag} {str(output)!r} exists; pass --overwrite to replace it")
+
+
+def report_dir_of(ckpt: Path) -> Path | None:
+    """``RUN_DIR/report`` for a checkpoint in ``RUN_DIR/checkpoints/``; None for one elsewhere."""
+    run_dir = ckpt.parent.parent
+    return run_dir / REPORT_DIR if ckpt.parent.name == CHECKPOINTS and (run_dir / CONFIG_FILE).is_file() else None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -219,13 +231,23 @@ def resume_config(run_dir: str | Path, flags: Mapping[str, Any]) -> Config:
     return saved.replace(**{k: v for k, v in flags.items() if k in RESUME_MAY_CHANGE})
 
 
-def resumable_checkpoint(run_dir: Path, clean: bool = True) -> Path | None:
-    """The checkpoint an unfinished run continues from (None: the run stopped before its first; it starts over);
-    ``clean``: delete writes a crash interrupted."""
+def resumable_checkpoint(run_dir: Path, config: Config, clean: bool = True) -> Path | None:
+    """The checkpoint the run in ``run_dir`` continues from, up to ``config.epochs`` epochs (another number than
+    the run's own extends it, see :func:`~hcal.engine.sessions.extend_run`); None: the run stopped before its
+    first checkpoint (it starts over). ``clean`` (the main process): delete writes a crash interrupted."""
     last = run_dir / CHECKPOINTS / LAST
-    if (run_dir / METRICS_FILE).is_file():
+    if last.is_file() and config.epochs != Config.from_dict(load_yaml(run_dir / CONFIG_FILE)).epochs:
+        done = int(load_checkpoint_file(last)["epoch"]) + 1  # saved at the end of epoch index "epoch"
+        where = f"--resume {str(run_dir)!r} --epochs {config.epochs}"
+        if config.epochs <= done:
+            raise ConfigError(f"{where}: the run has trained {done} epochs; extending it needs --epochs above {done}")
+        if config.scheduler != "none":
+            raise ConfigError(f"{where}: the run's --scheduler {config.scheduler} has decayed the learning rate over "
+                              "its own epochs, so it cannot be extended (allowed: runs with --scheduler none); "
+                              "start a new run with more --epochs")
+    elif (run_dir / METRICS_FILE).is_file():
         raise ConfigError(f"--resume {str(run_dir)!r}: this run has finished ({METRICS_FILE} exists); "
-                          "evaluate it with hcal test")
+                          "evaluate it with hcal test, or train it longer with --epochs N")
     for stale in [*run_dir.glob(".*.tmp-*"), *last.parent.glob(".*.tmp-*")] if clean else ():  # old files intact
         stale.unlink()
     return last if last.is_file() else None

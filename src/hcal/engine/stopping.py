@@ -1,7 +1,7 @@
 """Stopping a run at a safe point when SIGINT (Ctrl-C) or SIGTERM (a batch scheduler's notice) arrives.
 
-The command line installs :func:`stop_on_signals` for ``hcal fit`` and the experiments (signal
-handlers are process-wide). The first signal asks to stop: while a training loop runs, the
+The command line installs :func:`hcal.signals.stop_on_signals` (re-exported here; signal handlers
+are process-wide). The first signal asks to stop: while a training loop runs, the
 request is honoured at its next safe point, the end of a batch or of an epoch
 (:class:`StopAtSafePoint`); outside one, and for a second signal, at once. Either way
 :class:`~hcal.errors.Stopped` is raised. What is on disk is then only what completed atomic writes
@@ -13,76 +13,15 @@ loss sums, worker seeds) would not match, so resuming from it could not reproduc
 
 from __future__ import annotations
 
-import os
 import signal
-import threading
-from contextlib import contextmanager
-from typing import Iterator
 
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..errors import Stopped
+from ..signals import REQUEST, SIGNALS, check_stop, deferred, stop_on_signals
 
-__all__ = ["stop_on_signals", "deferred", "check_stop", "as_stopped", "StopAtSafePoint"]
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class _Request:
-    """The process's pending stop: the signal received (None: none), and how many sections defer it."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.deferring = 0
-        self.pid = 0  # the process that installed the handlers (forked data-loader workers inherit them)
-        self.where = ""  # where training is, for a stop Lightning raises itself
-
-
-REQUEST = _Request()
-
-
-def _handler(signum: int, frame) -> None:
-    if os.getpid() != REQUEST.pid:  # a forked worker: its parent decides
-        return
-    first = REQUEST.signum is None
-    REQUEST.signum = signum
-    if not first or REQUEST.deferring == 0:
-        raise Stopped(signum)
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`~hcal.errors.Stopped` (at the next safe point while training) in this block.
-
-    Only the main thread may set signal handlers; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    REQUEST.signum, REQUEST.deferring, REQUEST.pid, REQUEST.where = None, 0, os.getpid(), ""
-    previous = {s: signal.signal(s, _handler) for s in SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        REQUEST.signum, REQUEST.deferring, REQUEST.where = None, 0, ""
-
-
-@contextmanager
-def deferred() -> Iterator[None]:
-    """A section a first signal does not interrupt (it is honoured at the next :func:`check_stop`)."""
-    REQUEST.deferring += 1
-    try:
-        yield
-    finally:
-        REQUEST.deferring -= 1
-
-
-def check_stop(where: str = "") -> None:
-    """A safe point: raise :class:`~hcal.errors.Stopped` if a stop was asked for."""
-    if REQUEST.signum is not None:
-        raise Stopped(REQUEST.signum, where)
+__all__ = ["stop_on_signals", "deferred", "check_stop", "as_stopped", "StopAtSafePoint", "REQUEST", "SIGNALS"]
 
 
 def as_stopped(e: BaseException) -> BaseException:

@@ -12,12 +12,13 @@ import torch
 import yaml
 
 from ..config import Config, check_option, sweepable_options
+from ..decoding import DECODINGS
 from ..engine.rundir import CONFIG_FILE
 from ..errors import ConfigError
+from ..plots import pyplot
 from .grid import RunSpec, run_grid
 from .paper import load_reference, paper_rows
 from .tables import markdown_table, summarise, table_columns
-from .visualize import pyplot
 
 __all__ = ["compare", "ablation", "sweep", "ABLATIONS", "DEFAULT_ABLATIONS"]
 
@@ -95,29 +96,54 @@ def _references(paper: bool, reference: str | Path | None, base: Config, experim
     return rows or None, "; ".join(notes) or None
 
 
+def _check_decodings(names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in DECODINGS:
+            raise ConfigError(f"--also-decode: unknown decoding {name!r}; choose from {', '.join(DECODINGS)}")
+
+
+def _decode_note(base: Config, also_decode: tuple[str, ...]) -> str | None:
+    extra = [d for d in also_decode if d != base.decode]
+    if not extra:
+        return None
+    return (f"rows marked · {' / · '.join(extra)}: the same runs' best checkpoints (selected with {base.decode} "
+            "decoding) scored with that decoding, without retraining")
+
+
+def _join(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
+
+
 def compare(base: Config, methods: list[str], seeds: list[int], out: Path, paper: bool = False,
-            echo: Callable[[str], None] = print, reference: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every (method, seed) with identical data, backbone and budget; Table 1 of the paper."""
+            echo: Callable[[str], None] = print, reference: str | Path | None = None,
+            also_decode: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every (method, seed) with identical data, backbone and budget; Table 1 of the paper.
+
+    ``also_decode``: decodings each run's best checkpoint is also scored with (extra rows)."""
+    _check_decodings(also_decode)
     seeds = _seeds(seeds)
     references, note = _references(paper, reference, base, "compare")  # bad files fail before training
     started = time.perf_counter()
     specs = [RunSpec(m, s, {"method": m}) for m in methods for s in seeds]
-    rows = run_grid(base, specs, out, "compare", echo)
+    rows = run_grid(base, specs, out, "compare", echo, also_decode)
+    note = _join(note, _decode_note(base, also_decode))
     _finish(out, "Comparison (paper Table 1 protocol)", "method", base, seeds, rows, started, references, note, echo)
     return rows
 
 
 def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo: Callable[[str], None] = print,
-             paper: bool = False, reference: str | Path | None = None):
+             paper: bool = False, reference: str | Path | None = None, also_decode: tuple[str, ...] = ()):
     """HCAL with its components switched on and off; Table 2 of the paper."""
     unknown = [c for c in configs if c not in ABLATIONS]
     if unknown:
         raise ConfigError(f"--configs: unknown configuration {unknown[0]!r}; choose from: {', '.join(ABLATIONS)}")
+    _check_decodings(also_decode)
     seeds = _seeds(seeds)
     references, note = _references(paper, reference, base, "ablation")
     started = time.perf_counter()
     specs = [RunSpec(c, s, {"method": "hcal", **ABLATIONS[c]}) for c in configs for s in seeds]
-    rows = run_grid(base.replace(method="hcal"), specs, out, "ablation", echo)
+    rows = run_grid(base.replace(method="hcal"), specs, out, "ablation", echo, also_decode)
+    note = _join(note, _decode_note(base, also_decode))
     _finish(out, "Ablation (paper Table 2 protocol)", "configuration", base.replace(method="hcal"), seeds, rows,
             started, references, note, echo)
     return rows

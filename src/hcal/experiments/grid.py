@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,10 @@ import yaml
 
 from ..checks import check_config
 from ..config import Config
-from ..engine import fit
+from ..engine import evaluate, fit
 from ..engine.checkpoint import atomic_write
 from ..engine.report import format_duration
-from ..engine.rundir import CHECKPOINTS, CONFIG_FILE, LAST, METRICS_FILE, RUN_INFO_FILE
+from ..engine.rundir import BEST, CHECKPOINTS, CONFIG_FILE, LAST, METRICS_FILE, RUN_INFO_FILE
 from ..errors import ConfigError
 
 __all__ = ["RunSpec", "run_grid", "read_results", "RERUN_HINT"]
@@ -48,10 +49,12 @@ class RunSpec:
 
 def _check_same(existing: Path, wanted: Config) -> None:
     saved = yaml.safe_load(existing.read_text()) or {}
+    if saved.get("data_dir"):  # runs made before hcal saved it absolute
+        saved["data_dir"] = os.path.abspath(saved["data_dir"])
     defaults = Config().to_dict()
     diff = [
         f"{k}: run has {saved.get(k)!r}, now {v!r}"
-        for k, v in wanted.to_dict().items()
+        for k, v in wanted.to_file_dict().items()  # as a run saves it (data_dir absolute)
         if k not in IGNORED_KEYS and saved.get(k) != v and not (k == "backbone" and v == "auto")
         # an option added to hcal after the run was made, at its default: the run had that behaviour
         and not (k not in saved and v == defaults[k])
@@ -69,10 +72,13 @@ def run_grid(
     out: Path,
     experiment: str,
     echo: Callable[[str], None] = print,
+    also_decode: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Fit every spec (skipping finished runs), write ``results.csv`` and return its rows.
 
-    Every run's configuration is checked before the first one trains."""
+    Every run's configuration is checked before the first one trains. ``also_decode``: decodings
+    to score each run's best checkpoint with too (no retraining; ``metrics-<decoding>.json`` in the
+    run directory), one more row per run labelled ``LABEL · DECODING``."""
     configs = [base.replace(seed=spec.seed, run_dir=str(out / "runs" / spec.name), **spec.overrides) for spec in specs]
     for config in configs:
         check_config(config)
@@ -102,9 +108,18 @@ def run_grid(
             spent.append(time.perf_counter() - t)
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
         info = json.loads((run_dir / RUN_INFO_FILE).read_text()) if (run_dir / RUN_INFO_FILE).is_file() else {}
-        rows.append({"experiment": experiment, "label": spec.label, "seed": spec.seed, **spec.extra,
-                     **{k: v for k, v in metrics.items() if k.startswith("test/")},
-                     "train_seconds": info.get("train_seconds"), "run_dir": str(run_dir)})
+        row = {"experiment": experiment, "label": spec.label, "seed": spec.seed, **spec.extra,
+               "decode": config.decode, **{k: v for k, v in metrics.items() if k.startswith("test/")},
+               "train_seconds": info.get("train_seconds"), "run_dir": str(run_dir)}
+        rows.append(row)
+        for decoding in (d for d in also_decode if d != config.decode):
+            scored = run_dir / f"metrics-{decoding}.json"
+            if not scored.is_file():
+                evaluate(run_dir / CHECKPOINTS / BEST, decode=decoding, device=config.device, output=scored,
+                         overwrite=True, echo=lambda *_: None)
+            other = json.loads(scored.read_text())
+            rows.append({**row, "label": f"{spec.label} · {decoding}", "decode": decoding,
+                         **{k: v for k, v in other.items() if k.startswith("test/")}})
         write_results(rows, out / "results.csv")
     return rows
 

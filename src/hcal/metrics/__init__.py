@@ -3,7 +3,8 @@
 All take ``preds`` and ``target`` as ``(n, m)`` class indices, finest level first.
 :class:`HierarchicalMetrics` bundles them and reports a flat dict with the names used in
 ``metrics.json``: ``acc_l1..acc_lm``, ``acc_mean``, ``full_path_acc``, ``hvr``,
-``hvr_l1_l2..``, ``hp``, ``hr``, ``hf1``.
+``hvr_l1_l2..``, ``hp``, ``hr``, ``hf1`` (hcal's, over ancestor sets) and ``hp_hiclass``,
+``hr_hiclass``, ``hf1_hiclass`` (HiClass's; see :mod:`~hcal.metrics.hierarchical_f1`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import nn
 
 from ..hierarchy import Hierarchy
 from .accuracy import FullPathAccuracy, LevelAccuracy
-from .hierarchical_f1 import HierarchicalPrecisionRecallF1
+from .hierarchical_f1 import HiClassPrecisionRecallF1, HierarchicalPrecisionRecallF1
 from .hvr import HierarchicalViolationRate, LinkViolationRate
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "HierarchicalViolationRate",
     "LinkViolationRate",
     "HierarchicalPrecisionRecallF1",
+    "HiClassPrecisionRecallF1",
     "HierarchicalMetrics",
     "metric_names",
 ]
@@ -33,7 +35,7 @@ def metric_names(num_levels: int) -> list[str]:
         [f"acc_l{k + 1}" for k in range(num_levels)]
         + ["acc_mean", "hvr"]
         + [f"hvr_l{k + 1}_l{k + 2}" for k in range(num_levels - 1)]
-        + ["full_path_acc", "hp", "hr", "hf1"]
+        + ["full_path_acc", "hp", "hr", "hf1", "hp_hiclass", "hr_hiclass", "hf1_hiclass"]
     )
 
 
@@ -48,9 +50,10 @@ class HierarchicalMetrics(nn.Module):
         self.hvr = HierarchicalViolationRate(hierarchy)
         self.links = LinkViolationRate(hierarchy)
         self.hprf = HierarchicalPrecisionRecallF1(hierarchy)
+        self.hiclass = HiClassPrecisionRecallF1(hierarchy.num_levels)
 
     def _metrics(self):
-        return (self.accuracy, self.full_path, self.hvr, self.links, self.hprf)
+        return (self.accuracy, self.full_path, self.hvr, self.links, self.hprf, self.hiclass)
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         for m in self._metrics():
@@ -64,7 +67,7 @@ class HierarchicalMetrics(nn.Module):
         out["hvr"] = float(self.hvr.compute())
         out.update({f"hvr_l{k + 1}_l{k + 2}": float(links[k]) for k in range(self.num_levels - 1)})
         out["full_path_acc"] = float(self.full_path.compute())
-        out.update({k: float(v) for k, v in self.hprf.compute().items()})
+        out.update({k: float(v) for k, v in (self.hprf.compute() | self.hiclass.compute()).items()})
         return {k: out[k] for k in metric_names(self.num_levels)}
 
     def reset(self) -> None:

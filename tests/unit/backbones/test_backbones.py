@@ -43,7 +43,7 @@ def test_linear_backbone_standardises_and_learns_nothing():
     assert model.out_features == 5 and not list(model.parameters())
     x = torch.randn(64, 5) * torch.tensor([1.0, 10.0, 0.1, 3.0, 7.0]) + 4.0
     out = model(x)
-    torch.testing.assert_close(out.mean(0), torch.zeros(5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.mean(0), torch.zeros(5), atol=1e-4, rtol=0)
     torch.testing.assert_close(out.std(0, unbiased=False), torch.ones(5), atol=1e-3, rtol=0)
     model.eval()  # the running statistics then standardise single samples
     assert model(x[:1]).shape == (1, 5)

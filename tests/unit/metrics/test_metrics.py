@@ -1,10 +1,14 @@
 """Metrics against values computed by hand on a 3-level example (see the comments)."""
 
+import numpy as np
 import pytest
 import torch
+from hiclass import metrics as hiclass_metrics
 
+from hcal.hierarchy import Hierarchy
 from hcal.metrics import (
     FullPathAccuracy,
+    HiClassPrecisionRecallF1,
     HierarchicalMetrics,
     HierarchicalPrecisionRecallF1,
     HierarchicalViolationRate,
@@ -59,6 +63,56 @@ def test_hierarchical_prf(toy):
     assert float(out["hf1"]) == pytest.approx(2 * inter / (predicted + true))  # 13/17
 
 
+def test_hiclass_prf_by_hand(toy):
+    # HiClass's predicted set is the three predicted classes (no ancestors): |P| = |T| = 3 per row, and
+    # |P&T| counts the levels predicted right: 3, 2, 2, 2, 1 (rows as above).
+    m = HiClassPrecisionRecallF1(3)
+    m.update(PREDS, TARGET)
+    out = m.compute()
+    assert {k: float(v) for k, v in out.items()} == pytest.approx(
+        {"hp_hiclass": 10 / 15, "hr_hiclass": 10 / 15, "hf1_hiclass": 10 / 15})
+
+
+def _names(h: Hierarchy, indices: torch.Tensor) -> np.ndarray:
+    """Label names, coarsest first, of finest-first class indices, as HiClass takes them."""
+    return np.array([h.decode(row) for row in indices.tolist()])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hiclass_prf_equals_hiclass_metrics_on_inconsistent_predictions(seed):
+    # 3 roots x 3 x 3 with names unique across levels; random per-level predictions break the tree often.
+    h = Hierarchy([(f"R{a}", f"R{a}.{b}", f"R{a}.{b}.{c}") for a in range(3) for b in range(3) for c in range(3)])
+    g = torch.Generator().manual_seed(seed)
+    target = h.leaf_paths()[torch.randint(h.sizes[0], (200,), generator=g)]
+    preds = torch.stack([torch.where(torch.rand(200, generator=g) < 0.7, target[:, k],
+                                     torch.randint(n, (200,), generator=g)) for k, n in enumerate(h.sizes)], dim=1)
+    assert not h.is_consistent(preds).all()
+    m = HiClassPrecisionRecallF1(3)
+    m.update(preds, target)
+    out = m.compute()
+    y_true, y_pred = _names(h, target), _names(h, preds)
+    assert float(out["hp_hiclass"]) == pytest.approx(hiclass_metrics.precision(y_true, y_pred), abs=1e-12)
+    assert float(out["hr_hiclass"]) == pytest.approx(hiclass_metrics.recall(y_true, y_pred), abs=1e-12)
+    assert float(out["hf1_hiclass"]) == pytest.approx(hiclass_metrics.f1(y_true, y_pred), abs=1e-12)
+    # hcal's own hF1 counts the ancestors of inconsistent predictions: lower precision, the same recall
+    hcal = HierarchicalPrecisionRecallF1(h)
+    hcal.update(preds, target)
+    ours = hcal.compute()
+    assert float(ours["hp"]) < float(out["hp_hiclass"]) and float(ours["hr"]) >= float(out["hr_hiclass"])
+
+
+def test_hcal_prf_equals_hiclass_metrics_on_consistent_paths():
+    h = Hierarchy([(f"R{a}", f"R{a}.{b}", f"R{a}.{b}.{c}") for a in range(2) for b in range(3) for c in range(2)])
+    g = torch.Generator().manual_seed(0)
+    target, preds = (h.leaf_paths()[torch.randint(h.sizes[0], (100,), generator=g)] for _ in range(2))
+    hcal, hiclass = HierarchicalPrecisionRecallF1(h), HiClassPrecisionRecallF1(3)
+    hcal.update(preds, target)
+    hiclass.update(preds, target)
+    expected = hiclass_metrics.f1(_names(h, target), _names(h, preds))
+    assert float(hcal.compute()["hf1"]) == pytest.approx(expected, abs=1e-12)
+    assert float(hiclass.compute()["hf1_hiclass"]) == pytest.approx(expected, abs=1e-12)
+
+
 def test_hierarchical_prf_matches_hiclass_on_consistent_paths(toy):
     # For path predictions, HiClass's hP = sum|P&T| / sum|P| over the label paths' node sets.
     preds = torch.tensor([[1, 0, 0], [2, 1, 0], [3, 2, 1]])
@@ -78,14 +132,15 @@ def test_accumulates_over_batches_and_resets(toy):
     assert out["acc_l1"] == pytest.approx(0.6) and out["acc_l2"] == pytest.approx(0.8)
     assert out["hvr"] == pytest.approx(0.6) and out["hvr_l1_l2"] == pytest.approx(0.4)
     assert out["full_path_acc"] == pytest.approx(0.2) and out["hf1"] == pytest.approx(13 / 17)
-    assert out["acc_mean"] == pytest.approx((0.6 + 0.8 + 0.6) / 3)
+    assert out["acc_mean"] == pytest.approx((0.6 + 0.8 + 0.6) / 3) == pytest.approx(out["hf1_hiclass"])
     assert list(out) == [
         "acc_l1", "acc_l2", "acc_l3", "acc_mean", "hvr", "hvr_l1_l2", "hvr_l2_l3", "full_path_acc", "hp", "hr", "hf1",
+        "hp_hiclass", "hr_hiclass", "hf1_hiclass",
     ]
     m.reset()
     m.update(TARGET, TARGET)
     out = m.compute()
-    assert out["acc_mean"] == 1.0 and out["hvr"] == 0.0 and out["hf1"] == 1.0
+    assert out["acc_mean"] == 1.0 and out["hvr"] == 0.0 and out["hf1"] == 1.0 and out["hf1_hiclass"] == 1.0
 
 
 def test_shape_errors(toy):
