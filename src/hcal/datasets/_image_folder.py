@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, HierarchyError
+from ..errors import DataError, HierarchyError, warn
 from ..hierarchy import Hierarchy
 from ._base import SPLITS, DataBundle, split_index
 from ._image_bundle import ImageSamples, build_image_bundle, check_image_options
@@ -65,6 +65,7 @@ def _scan_directory(root: Path) -> ImageTree:
     _check_split_names(subdirs, str(root))
     files: dict[str, list[tuple[tuple[str, ...], str]]] = {}
     ignored = 0
+    empty: list[str] = []  # class folders without an image: not classes at all, which the user must hear
     for split in SPLITS:
         top = root / split
         if not top.is_dir():
@@ -79,6 +80,8 @@ def _scan_directory(root: Path) -> ImageTree:
             seen.add((st.st_dev, st.st_ino))
             dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
             rel = Path(dirpath).relative_to(top).parts
+            if rel and not dirnames and not any(os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES for n in filenames):
+                empty.append(os.path.join(split, *rel))
             for name in sorted(filenames):
                 if _hidden(name):
                     continue
@@ -86,6 +89,10 @@ def _scan_directory(root: Path) -> ImageTree:
                     ignored += 1
                     continue
                 found.append((rel, os.path.join(dirpath, name)))
+    if empty:
+        shown = ", ".join(repr(e) for e in empty[:3]) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
+        warn(f"{root}: {len(empty)} class folder{'s hold' if len(empty) > 1 else ' holds'} no images, so "
+             f"{'they are' if len(empty) > 1 else 'it is'} left out of the classes: {shown}")
     return ImageTree(str(root), files, ignored)
 
 

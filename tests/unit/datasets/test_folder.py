@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from hcal.datasets import create_dataset
-from hcal.errors import HierarchyError
+from hcal.errors import HcalWarning, HierarchyError
 from tests.fixtures import (
     make_flat,
     make_nested,
@@ -30,6 +30,17 @@ def test_folder_nested_bundle_contents(tmp_path):
     other = create_dataset("folder", str(root), seed=4, val_fraction=0.2, size=16)
     assert torch.equal(b.val.indices, again.val.indices) and not torch.equal(b.val.indices, other.val.indices)
     assert set(b.train.indices.tolist()).isdisjoint(b.val.indices.tolist())
+
+
+def test_an_empty_class_folder_is_a_warning_not_a_class(tmp_path):
+    root = make_nested(tmp_path / "data", per_class=2)
+    (root / "train" / "Animal" / "Wild" / "wolf").mkdir()
+    (root / "test" / "Animal" / "Wild" / "lynx").mkdir()
+    (root / "test" / "Animal" / "Wild" / "lynx" / "notes.txt").write_text("no image")
+    with pytest.warns(HcalWarning, match=r"data: 2 class folders hold no images, so they are left out of the classes: "
+                                         r"'train/Animal/Wild/wolf', 'test/Animal/Wild/lynx'"):
+        b = create_dataset("folder", str(root), size=16)
+    assert b.hierarchy.sizes == (5, 3, 2)
 
 
 def test_folder_own_val_split_and_large_images_read_per_item(tmp_path):
