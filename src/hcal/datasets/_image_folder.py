@@ -71,6 +71,7 @@ def _scan_directory(root: Path) -> ImageTree:
         if not top.is_dir():
             continue
         found = files[split] = []
+        hollow: list[str] = []
         seen: set[tuple[int, int]] = set()  # folders already walked: symlinked folders are followed, loops are not
         for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
             st = os.stat(dirpath)
@@ -81,7 +82,7 @@ def _scan_directory(root: Path) -> ImageTree:
             dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
             rel = Path(dirpath).relative_to(top).parts
             if rel and not dirnames and not any(os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES for n in filenames):
-                empty.append(os.path.join(split, *rel))
+                hollow.append(os.path.join(split, *rel))
             for name in sorted(filenames):
                 if _hidden(name):
                     continue
@@ -89,6 +90,8 @@ def _scan_directory(root: Path) -> ImageTree:
                     ignored += 1
                     continue
                 found.append((rel, os.path.join(dirpath, name)))
+        if found:  # a split without any image is an error of its own
+            empty += hollow
     if empty:
         shown = ", ".join(repr(e) for e in empty[:3]) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
         warn(f"{root}: {len(empty)} class folder{'s hold' if len(empty) > 1 else ' holds'} no images, so "
