@@ -2,7 +2,8 @@
 
 The parser (its flags declared from :class:`~hcal.config.Config`'s fields) is in
 :mod:`hcal.arguments`. The process-wide settings of a command-line run,
-quieter Lightning logs and warnings (:mod:`hcal.quiet`), are made here (:func:`main`), never by the library. Each
+quieter Lightning logs and warnings (:mod:`hcal.quiet`), hcal's warnings as one line each, and the SIGINT/SIGTERM
+handlers (a stop at a safe point, :mod:`hcal.signals`), are made here (:func:`main`), never by the library. Each
 command imports the engine when it runs (the ``_cmd_*`` functions), so ``hcal --help`` and argument
 errors answer without loading torch and Lightning.
 """
@@ -17,8 +18,9 @@ from typing import Sequence
 
 from .arguments import build_parser, options_given
 from .config import Config, load_yaml
-from .errors import ConfigError, HcalError
+from .errors import ConfigError, HcalError, Stopped, one_line_warnings, storage_error
 from .quiet import quiet_lightning
+from .signals import stop_on_signals
 
 __all__ = ["main", "build_parser"]
 
@@ -72,6 +74,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiments import RERUN_HINT
+    try:
+        return _run_experiment(args)
+    except Stopped as e:
+        raise e.with_hint(RERUN_HINT) from None
+
+
+def _run_experiment(args: argparse.Namespace) -> int:
     from .experiments import DEFAULT_ABLATIONS, ablation, compare, sweep
     config = config_from_args(args)
     out = Path(args.out) if args.out else Path("experiments") / f"{args.experiment}-{config.dataset}"
@@ -106,18 +116,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is not _cmd_list:
         quiet_lightning()
     try:
-        return command(args)
-    except HcalError as e:
-        if args.debug:
-            raise
-        print(f"hcal {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        with one_line_warnings(f"hcal {args.command}"), stop_on_signals():
+            return command(args)
+    except Stopped as e:
+        print(f"hcal {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:  # outside the handlers' block (not the main thread)
         print(f"hcal {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # a bug, or a failure hcal does not know how to explain
+    except Exception as e:  # hcal's one-line errors; else a bug, or a failure hcal does not know how to explain
         if args.debug:
             raise
+        error = e if isinstance(e, HcalError) else storage_error(e)  # a full disk, a read-only folder
+        if error is not None:
+            print(f"hcal {args.command}: error: {error}", file=sys.stderr)
+            return 2
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(f"hcal {args.command}: internal error: {type(e).__name__}: {detail} (rerun with --debug for the "
               "traceback)", file=sys.stderr)

@@ -34,12 +34,15 @@ def _opt(default: Any, help: str, *, check: str | None = None, choices: tuple | 
     return field(default=default, metadata=meta)
 
 
+MAX_SEED = 2**32 - 1  # what NumPy's and Lightning's seeding accept
+
 _CHECKS = {
     "positive": (lambda v: v > 0, "> 0"),
     "non_negative": (lambda v: v >= 0, ">= 0"),
     "at_least_one": (lambda v: v >= 1, ">= 1"),
     "fraction": (lambda v: 0 < v < 1, "strictly between 0 and 1"),
     "unit_interval": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"in [0, {MAX_SEED}]"),
 }
 
 
@@ -110,7 +113,8 @@ class Config:
         "val/acc_l1", "validation metric that selects the best checkpoint (higher is better, except the "
         "violation rates val/hvr...)", kind=str)
     # --- engine
-    seed: int = _opt(0, "random seed (data split, initialisation, data order, perturbation noise)", kind=int)
+    seed: int = _opt(0, "random seed (data split, initialisation, data order, perturbation noise)", check="seed",
+                     kind=int)
     deterministic: bool = _opt(False, "use deterministic algorithms (bit-for-bit repeatable on CPU)", kind=bool)
     device: str = _opt("auto", "where to train", choices=("auto", "cpu", "cuda"), kind=str)
     precision: str = _opt("32", "numeric precision", choices=("32", "bf16-mixed", "16-mixed"), kind=str)

@@ -32,6 +32,10 @@ def _fmt_path(path: Sequence[str]) -> str:
     return " > ".join(map(str, path))
 
 
+def _fmt_loop(names: Sequence[str]) -> str:
+    return " -> ".join(repr(n) for n in names)
+
+
 def _short_list(names: Sequence[str], limit: int = 12) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
@@ -159,17 +163,24 @@ class Hierarchy:
         if not parents:
             raise HierarchyError("the child -> parent map is empty")
         children = set(parents)
+        for child in parents:  # every class must reach a root: a class above itself is refused, naming the loop
+            path = [child]
+            while path[-1] in children:
+                nxt = parents[path[-1]]
+                if nxt == path[-1]:
+                    raise HierarchyError(f"class {nxt!r} is its own parent ({nxt!r} -> {nxt!r}); a class has another "
+                                         "class as parent, or none (a root)")
+                if nxt in path:
+                    loop = path[path.index(nxt):] + [nxt]
+                    raise HierarchyError(f"the classes {_fmt_loop(loop)} form a cycle; a parent is always one level "
+                                         "up")
+                path.append(nxt)
         leaves = [c for c in parents if c not in set(parents.values())]
-        if not leaves:
-            raise HierarchyError("the child -> parent map has no leaf (every class is somebody's parent: a cycle)")
         paths = []
         for leaf in leaves:
             path = [leaf]
             while path[-1] in children:
-                nxt = parents[path[-1]]
-                if nxt in path:
-                    raise HierarchyError(f"class {nxt!r} is its own ancestor (a cycle through {_fmt_path(path)!r})")
-                path.append(nxt)
+                path.append(parents[path[-1]])
             paths.append(tuple(reversed(path)))
         return cls(paths)
 

@@ -1,11 +1,12 @@
 """The command line end to end on tiny data: fit, test, predict, resume, run-directory protection."""
 
 import csv
+import errno
 import importlib
 import json
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
+import hcal.engine.checkpoint as checkpoint_module
 from hcal import __version__
 from hcal.datasets.synthetic import make_synthetic
 from hcal.weighting import AdaptiveWeightAdjustment
@@ -25,10 +27,8 @@ FAST = ["--dataset", "synthetic", "--epochs", "3", "--batch-size", "32", "--no-p
 def trained_run(tmp_path_factory):
     """One real ``hcal fit`` through the console script, shared by the tests below."""
     run_dir = tmp_path_factory.mktemp("runs") / "syn"
-    start = time.perf_counter()
-    result = run_hcal_subprocess("fit", *FAST, "--run-dir", run_dir, "--seed", "3", timeout=120)
+    result = run_hcal_subprocess("fit", *FAST, "--run-dir", run_dir, "--seed", "3")  # how fast: benchmarks/
     assert result.code == 0, result
-    assert time.perf_counter() - start < 60, "hcal fit on synthetic must finish within a minute"
     return run_dir, result
 
 
@@ -145,17 +145,35 @@ def test_run_dir_is_never_overwritten_silently(trained_run, cli):
     assert_one_line_error(finished, "finished")
 
 
-def test_overwrite_replaces_a_run_but_never_a_foreign_folder(cli, tmp_path):
+def test_overwrite_replaces_a_run_but_never_a_foreign_folder(cli, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     assert cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir).code == 0
+    old = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    # the new run cannot write its first checkpoint: the old run is kept, whole
+    real = checkpoint_module.atomic_write
+
+    def full_disk(path, write):
+        if Path(path).name == "last.ckpt":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, write)
+
+    monkeypatch.setattr(checkpoint_module, "atomic_write", full_disk)
+    r = cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir, "--overwrite", "--seed", "5")
+    assert_one_line_error(r, "last.ckpt': no space left on the device",
+                          f"the run it was to replace is back in {run_dir}")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == old
+    monkeypatch.setattr(checkpoint_module, "atomic_write", real)
     r = cli("fit", *FAST, "--epochs", "1", "--run-dir", run_dir, "--overwrite", "--seed", "5")
     assert r.code == 0, r
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["seed"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "run"]  # the old run is gone, nothing aside
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
-    r = cli("fit", *FAST, "--run-dir", foreign, "--overwrite")
-    assert_one_line_error(r, "not an hcal run", "refusing")
+    for overwrite in ([], ["--overwrite"]):
+        r = cli("fit", *FAST, "--run-dir", foreign, *overwrite)
+        assert_one_line_error(r, "not an hcal run", "never deletes")
+        assert "--overwrite" not in r.err
     assert (foreign / "thesis.tex").read_text() == "precious"
 
 

@@ -311,11 +311,32 @@ def test_folder_corrupt_image_read_per_item_stops_training_naming_it(cli, tmp_pa
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     r = _fit_error(cli, tmp_path, "--dataset", "folder", "--data-dir", root, "--dataset-arg", "size=16",
                    "--dataset-arg", "in_memory=false", "--num-workers", workers)
-    assert_one_line_error(r, f"image {bad} cannot be read", "delete or replace")
+    assert_one_line_error(r, f"image {bad} cannot be read", "delete or replace", "nothing was kept")
+    assert not (tmp_path / "run").exists()  # found mid-epoch, before the first checkpoint: no stub left
     # verify=true finds it at load, before training
     r = _fit_error(cli, tmp_path, "--dataset", "folder", "--data-dir", root, "--dataset-arg", "size=16",
                    "--dataset-arg", "in_memory=false", "--dataset-arg", "verify=true", "--overwrite")
     assert_one_line_error(r, f"image {bad} cannot be read")
+
+
+def test_a_class_without_training_samples_is_one_warning_line_shown_once(cli, tmp_path):
+    root = make_nested(tmp_path / "data", per_class=2)
+    write_image(root / "test" / "Animal" / "Wild" / "wolf" / "0.png", 7)  # a class only in the test split
+    r = cli("experiment", "compare", "--dataset", "folder", "--data-dir", root, "--dataset-arg", "size=16",
+            "--backbone", "small-cnn", "--epochs", "1", "--limit-batches", "1", "--no-progress", "--methods", "hcal",
+            "--seeds", "0,1", "--out", tmp_path / "o")
+    assert r.code == 0, r
+    warned = [line for line in r.err.splitlines() if "warning" in line]
+    assert warned == ["hcal experiment: warning: 1 class has no training sample, so the model cannot learn it: 'wolf' "
+                      "(level 1) (an empty class folder, a class only in the test or validation split, or a hierarchy "
+                      "file with classes the data lacks)"], r.err
+    tree = write_hierarchy_json(tmp_path / "tree.json", [*NESTED_PATHS, ("Animal", "Wild", "wolf"),
+                                                         ("Vehicle", "Rail", "tram")])
+    flat = make_flat(tmp_path / "flat", LEAVES, per_class=2)  # no folder for wolf and tram: no images
+    r = cli("fit", "--dataset", "folder", "--data-dir", flat, "--dataset-arg", f"hierarchy={tree}", *FIT, "--run-dir",
+            tmp_path / "run")
+    assert r.code == 0, r
+    assert "warning: 3 classes have no training sample" in r.err and "'tram' (level 1), 'Rail' (level 2)" in r.err
 
 
 def test_folder_leaf_under_two_parents(cli, tmp_path):

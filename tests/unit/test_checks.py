@@ -80,7 +80,7 @@ def test_an_option_the_method_uses_is_accepted(options):
     ({"backbone": "vgg"}, "unknown backbone 'vgg'"),
     ({"dataset": "imagenet"}, "unknown dataset 'imagenet'"),
     ({"dataset": "synthetic", "dataset_args": {"colour": "red"}}, "dataset 'synthetic' has no option 'colour'"),
-    ({"dataset": "synthetic", "dataset_args": {"levels": "many"}}, "option 'levels': expected int, got 'many'"),
+    ({"dataset": "synthetic", "dataset_args": {"levels": "many"}}, "option 'levels': expected an integer, got 'many'"),
     ({"monitor": "val/accuracy"}, "--monitor 'val/accuracy' is not a validation metric"),
 ])
 def test_unknown_names_are_refused(options, message):

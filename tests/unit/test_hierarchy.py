@@ -106,6 +106,11 @@ def test_parent_map(toy):
         Hierarchy.from_parent_map({"x": "a1", "a1": "A", "y": "A"})
     with pytest.raises(HierarchyError, match="cycle"):
         Hierarchy.from_parent_map({"x": "a", "a": "b", "b": "a"})
+    # a class above itself is said so, even where the rest of the map is a tree (not "'cat' is not a leaf")
+    with pytest.raises(HierarchyError, match="class 'cat' is its own parent"):
+        Hierarchy.from_parent_map({"dog": "Pet", "Pet": "Animal", "cat": "cat"})
+    with pytest.raises(HierarchyError, match="the classes 'p' -> 'q' -> 'p' form a cycle"):
+        Hierarchy.from_parent_map({"dog": "Pet", "Pet": "Animal", "cat": "p", "p": "q", "q": "p"})
 
 
 def test_json_roundtrip_and_formats(tmp_path, toy):

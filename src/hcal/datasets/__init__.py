@@ -16,7 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from . import aircraft, cifar10, cifar100, fashion_mnist, features, folder, manifest, synthetic  # noqa: F401
-from ._base import DATASETS, SPLITS, DataBundle, TensorDataset, check_dataset_args, split_indices
+from ._base import (
+    DATASETS,
+    SPLITS,
+    DataBundle,
+    TensorDataset,
+    check_dataset_args,
+    check_training_data,
+    split_indices,
+)
 from ._images import IMAGE_SUFFIXES, read_image_file
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "TensorDataset",
     "split_indices",
     "check_dataset_args",
+    "check_training_data",
     "create_dataset",
     "read_image_file",
 ]

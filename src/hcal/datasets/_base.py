@@ -6,7 +6,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, warn
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ..registry import Registry
@@ -60,13 +60,19 @@ class TensorDataset(Dataset):
         return x, self.targets[j]
 
 
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded random split of ``range(n)`` into (train, val); the same seed gives the same split."""
+def split_indices(n: int, val_fraction: float, seed: int, held_out: str = "validation",
+                  option: str = "--val-fraction ") -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded random split of ``range(n)`` into (kept, held out); the same seed gives the same split.
+
+    ``held_out`` and ``option`` name the part and the option that sets its fraction in messages (the
+    validation split by default; the test hold-out of ``features`` and ``csv`` is
+    ``--dataset-arg test_fraction``)."""
     n_val = int(round(n * val_fraction))
     if n_val < 1 or n_val >= n:
+        kept = "training" if held_out == "validation" else "the other splits"
         raise ConfigError(
-            f"val_fraction {val_fraction} of {n} training samples leaves {n_val} for validation and "
-            f"{n - n_val} for training; both need at least one"
+            f"{option}{val_fraction} of {n} sample(s) holds out {n_val} for {held_out} and keeps {n - n_val} for "
+            f"{kept}; both need at least one (give more samples or another fraction)"
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[n_val:].sort().values, perm[:n_val].sort().values
@@ -87,6 +93,36 @@ def split_index(sizes: dict[str, int], seed: int, val_fraction: float) -> dict[s
     return index
 
 
+_ARG_KINDS = {bool: "true or false", int: "an integer", float: "a finite number"}
+
+
+def _dataset_arg_value(kind: type, value: Any) -> Any:
+    """``value`` as ``kind``; ValueError when it is not one: no truncation (2.5 is not an int), a bool only from
+    true/false (YAML's yes/no/on/off too), never from any other string."""
+    if isinstance(value, (dict, list)):
+        raise ValueError
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+    if isinstance(value, bool):  # True is no number
+        raise ValueError
+    if kind is int:
+        if isinstance(value, str):
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int):
+            raise ValueError
+        return value
+    if kind is float:
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError
+        return number
+    return kind(value)
+
+
 def check_dataset_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
     """Dataset ``name``'s ``--dataset-arg`` values checked against the keys and types it registered."""
     allowed: dict[str, type] = DATASETS.get(name).extra.get("options", {})
@@ -98,7 +134,38 @@ def check_dataset_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
             )
         kind = allowed[key]
         try:
-            out[key] = kind(value) if not isinstance(value, kind) else value
+            out[key] = _dataset_arg_value(kind, value)
         except (TypeError, ValueError):
-            raise ConfigError(f"dataset {name!r} option {key!r}: expected {kind.__name__}, got {value!r}") from None
+            wanted = _ARG_KINDS.get(kind, f"a {kind.__name__}")
+            raise ConfigError(f"dataset {name!r} option {key!r}: expected {wanted}, got {value!r}") from None
     return out
+
+
+def _split_targets(dataset: Dataset) -> torch.Tensor | None:
+    """The ``(n, m)`` targets of a split, when its dataset holds them as hcal's do (else None: not read)."""
+    targets, indices = getattr(dataset, "targets", None), getattr(dataset, "indices", None)
+    if isinstance(targets, torch.Tensor) and isinstance(indices, torch.Tensor):
+        return targets[indices]
+    return None
+
+
+def check_training_data(bundle: DataBundle, quiet: bool = False) -> None:
+    """Refuse a level with a single class; warn (unless ``quiet``) of classes without a training sample."""
+    h = bundle.hierarchy
+    for k, names in enumerate(h.classes):
+        if len(names) == 1:
+            raise DataError(
+                f"{bundle.source or bundle.name}: level {k + 1} of {h.num_levels} has one class only ({names[0]!r}); "
+                "a level with one class tells nothing and inflates the mean accuracy and hF1; drop it from the labels"
+            )
+    targets = _split_targets(bundle.train)
+    if targets is None or quiet:
+        return
+    missing = [f"{names[i]!r} (level {k + 1})" for k, names in enumerate(h.classes)
+               for i in (torch.bincount(targets[:, k], minlength=len(names)) == 0).nonzero().flatten().tolist()]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f", ... ({len(missing)} in all)" if len(missing) > 8 else "")
+        n = len(missing)
+        warn(f"{n} class{'es have' if n > 1 else ' has'} no training sample, so the model cannot learn "
+             f"{'them' if n > 1 else 'it'}: {shown} (an empty class folder, a class only in the test or validation "
+             "split, or a hierarchy file with classes the data lacks)")

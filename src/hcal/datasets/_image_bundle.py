@@ -42,6 +42,7 @@ from ._images import (
 __all__ = ["ImageSamples", "DecodeCache", "DECODED", "build_image_bundle", "check_image_options"]
 
 MEMORY_LIMIT_BYTES = 16 * 2**30  # refuse to decode more than this into memory
+MAX_SIZE = 4096  # model input side: one 4096 x 4096 RGB float image is 200 MB
 
 
 @dataclass
@@ -86,8 +87,9 @@ DECODED = DecodeCache()
 
 
 def check_image_options(name: str, size: int, channels: int) -> None:
-    if size < 8:
-        raise ConfigError(f"dataset {name!r}: size={size} is too small; give --dataset-arg size=N with N >= 8")
+    if not 8 <= size <= MAX_SIZE:
+        raise ConfigError(f"dataset {name!r}: size={size} is too {'small' if size < 8 else 'large'}; give "
+                          f"--dataset-arg size=N with 8 <= N <= {MAX_SIZE}")
     if channels not in (1, 3):
         raise ConfigError(f"dataset {name!r}: channels={channels}; use 1 (grey) or 3 (RGB)")
 

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, HierarchyError
+from ..errors import DataError, HierarchyError, warn
 from ..hierarchy import Hierarchy
 from ._base import SPLITS, DataBundle, split_index
 from ._image_bundle import ImageSamples, build_image_bundle, check_image_options
@@ -65,11 +65,13 @@ def _scan_directory(root: Path) -> ImageTree:
     _check_split_names(subdirs, str(root))
     files: dict[str, list[tuple[tuple[str, ...], str]]] = {}
     ignored = 0
+    empty: list[str] = []  # class folders without an image: not classes at all, which the user must hear
     for split in SPLITS:
         top = root / split
         if not top.is_dir():
             continue
         found = files[split] = []
+        hollow: list[str] = []
         seen: set[tuple[int, int]] = set()  # folders already walked: symlinked folders are followed, loops are not
         for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
             st = os.stat(dirpath)
@@ -79,6 +81,8 @@ def _scan_directory(root: Path) -> ImageTree:
             seen.add((st.st_dev, st.st_ino))
             dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
             rel = Path(dirpath).relative_to(top).parts
+            if rel and not dirnames and not any(os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES for n in filenames):
+                hollow.append(os.path.join(split, *rel))
             for name in sorted(filenames):
                 if _hidden(name):
                     continue
@@ -86,6 +90,12 @@ def _scan_directory(root: Path) -> ImageTree:
                     ignored += 1
                     continue
                 found.append((rel, os.path.join(dirpath, name)))
+        if found:  # a split without any image is an error of its own
+            empty += hollow
+    if empty:
+        shown = ", ".join(repr(e) for e in empty[:3]) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
+        warn(f"{root}: {len(empty)} class folder{'s hold' if len(empty) > 1 else ' holds'} no images, so "
+             f"{'they are' if len(empty) > 1 else 'it is'} left out of the classes: {shown}")
     return ImageTree(str(root), files, ignored)
 
 
@@ -203,8 +213,10 @@ def _known_path(hierarchy: Hierarchy, parts: tuple[str, ...], where: str, source
         except HierarchyError:
             leaves = hierarchy.classes[0]
             shown = ", ".join(repr(n) for n in leaves[:12]) + (", ..." if len(leaves) > 12 else "")
+            hint = ("; its rows may be written coarsest first (a CSV row is leaf,parent,grandparent,...)"
+                    if parts[0] in hierarchy.classes[-1] and source.endswith(".csv'") else "")
             raise HierarchyError(
-                f"{where}: folder {parts[0]!r} is not a leaf class of {source} (leaves: {shown}); "
+                f"{where}: folder {parts[0]!r} is not a leaf class of {source} (leaves: {shown}){hint}; "
                 "rename the folder or add the class to the hierarchy"
             ) from None
     elif len(parts) == hierarchy.num_levels:

@@ -85,7 +85,7 @@ def read_hierarchy_file(path: str | Path) -> Hierarchy:
         raise HierarchyError(
             f"hierarchy file {str(path)!r} does not exist (relative paths start in the current folder)"
         )
-    collector = PathCollector(fix="; fix the hierarchy file")
+    rows: list[tuple[tuple[str, ...], str]] = []  # (cells, where)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
@@ -100,12 +100,30 @@ def read_hierarchy_file(path: str | Path) -> Hierarchy:
                     raise HierarchyError(
                         f"{where}: expected leaf,parent[,grandparent,...] (finest first, no empty fields), got {row!r}"
                     )
-                collector.add(tuple(reversed(cells)), where)
+                rows.append((tuple(cells), where))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise HierarchyError(f"hierarchy file {str(path)!r} cannot be read: {e}") from None
-    if not collector.paths:
+    if not rows:
         raise HierarchyError(f"hierarchy file {str(path)!r} has no rows; write one row per leaf: "
                              "leaf,parent,grandparent,...")
+    try:
+        return _tree_of_rows(rows, path, finest_first=True)
+    except HierarchyError as e:
+        try:  # rows written coarsest first make a tree read the other way round: say so, not what failed
+            _tree_of_rows(rows, path, finest_first=False)
+        except HierarchyError:
+            raise e from None
+        cells, where = rows[0]
+        raise HierarchyError(
+            f"{where}: the rows look written coarsest first ({','.join(cells)}); a hierarchy CSV lists each leaf "
+            f"finest first: leaf,parent,grandparent,... ({','.join(reversed(cells))})"
+        ) from None
+
+
+def _tree_of_rows(rows: Sequence[tuple[tuple[str, ...], str]], path: Path, finest_first: bool) -> Hierarchy:
+    collector = PathCollector(fix="; fix the hierarchy file")
+    for cells, where in rows:
+        collector.add(tuple(reversed(cells)) if finest_first else cells, where)
     try:
         return collector.hierarchy()
     except HierarchyError as e:

@@ -38,23 +38,46 @@ def _resolve_file(data_dir: str | None) -> Path:
     return path
 
 
+SAVE_HINT = "np.savez(file, X=features, paths=label_paths, split=splits)"
+
+
+def _check_is_npz(path: Path) -> None:
+    """An .npz is a zip archive; anything else is refused before np.load guesses at it (and suggests pickle)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+    if head.startswith(b"PK\x03\x04"):
+        return
+    what = "a single .npy array" if head.startswith(b"\x93NUMPY") else "not an .npz archive (not a zip file)"
+    raise DataError(f"{path}: {what}; save the features with {SAVE_HINT}")
+
+
 def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    _check_is_npz(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in ("X", "paths") if k not in npz.files]
             if missing:
-                raise DataError(
-                    f"{path}: missing key {missing[0]!r} (has {sorted(npz.files)}); save it with "
-                    "np.savez(file, X=features, paths=label_paths, split=splits)"
-                )
+                raise DataError(f"{path}: missing key {missing[0]!r} (has {sorted(npz.files)}); save it with "
+                                f"{SAVE_HINT}")
             x, paths = npz["X"], npz["paths"]
             split = npz["split"] if "split" in npz.files else None
     except DataError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except ValueError:  # an object array: hcal never unpickles (a pickle can run code)
+        raise DataError(f"{path}: an entry is an array of Python objects, which hcal does not load; save labels as "
+                        f"strings (np.asarray(paths, dtype=str)) with {SAVE_HINT}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from None
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{path}: 'X' must be an (n, d) numeric array, got shape {x.shape} of {x.dtype}")
+    if np.iscomplexobj(x):
+        raise DataError(f"{path}: 'X' holds complex numbers ({x.dtype}); give real features (e.g. the real and "
+                        "imaginary parts as separate columns)")
+    if x.shape[1] == 0:
+        raise DataError(f"{path}: 'X' has {x.shape[0]} rows but 0 columns; every sample needs at least one feature")
     if paths.ndim != 2 or paths.shape[1] < 2:
         raise DataError(f"{path}: 'paths' must be (n, m) label names with m >= 2 levels, coarsest first; got shape "
                         f"{paths.shape}")
@@ -85,7 +108,7 @@ def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float 
         raise HierarchyError(f"{path}: {e}") from None
     inputs = torch.as_tensor(x, dtype=torch.float32)
     if split is None:
-        rest, test_idx = split_indices(len(rows), test_fraction, seed + 1)
+        rest, test_idx = split_indices(len(rows), test_fraction, seed + 1, "test", "--dataset-arg test_fraction=")
         index = {"train": rest, "test": test_idx, "val": torch.empty(0, dtype=torch.long)}
     else:
         bad = sorted(set(split.tolist()) - set(SPLITS))

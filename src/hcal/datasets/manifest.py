@@ -17,7 +17,8 @@ test; without ``val`` rows, ``val_fraction`` of the training rows is held out fo
 The hierarchy is read from the label columns (class order: first appearance), or from
 ``--dataset-arg hierarchy=FILE`` (.json or .csv, as for ``folder``), then every row must agree with it.
 
-Every listed file must exist (checked at load, one ``stat`` per row). Images are read as for
+Every listed file must exist (checked at load, one ``stat`` per row) and be listed once: a second
+row with other labels, in another split (a test image also trained on) or the same is refused. Images are read as for
 ``folder`` (same options ``size``, ``in_memory``, ``channels``, ``verify``; same policy: in memory,
 unreadable images stop the load naming the file; from files, the first unreadable image stops
 training naming the file). Errors name the manifest's line.
@@ -116,6 +117,26 @@ def read_manifest(path: Path):
     return files, labels, (splits if split_col is not None else None), lines, [header[i] for i in level_cols]
 
 
+def _check_listed_once(path: Path, files: list[str], labels: list[tuple[str, ...]], splits: list[str] | None,
+                       lines: list[int]) -> None:
+    """Each image once: a second row gives it a second label, puts a test image into training, or counts it twice."""
+    first: dict[str, int] = {}
+    for i, f in enumerate(files):
+        j = first.setdefault(os.path.normpath(os.path.abspath(f)), i)
+        if j == i:
+            continue
+        where = f"{path}, line {lines[i]}"
+        if labels[i] != labels[j]:
+            why = (f"with labels {' > '.join(labels[i])} here but {' > '.join(labels[j])} on line {lines[j]}; an image "
+                   "has one label path")
+        elif splits is not None and splits[i] != splits[j]:
+            why = (f"in split {splits[i]!r} here and {splits[j]!r} on line {lines[j]}; an image in two splits leaks "
+                   "the test set into training or selection")
+        else:
+            why = f"again (first on line {lines[j]}); list each image once"
+        raise DataError(f"{where}: image {f!r} is listed {why}")
+
+
 @DATASETS.register(
     "csv",
     description="a CSV manifest of images: header path,<level columns coarsest first>[,split]; --data-dir FILE.csv",
@@ -164,7 +185,7 @@ def manifest(
 
     # Store samples split after split so the in-memory tensor and the indices line up.
     if splits is None:
-        rest, test_idx = split_indices(len(files), test_fraction, seed + 1)
+        rest, test_idx = split_indices(len(files), test_fraction, seed + 1, "test", "--dataset-arg test_fraction=")
         by_split = {"train": rest.tolist(), "test": test_idx.tolist()}
     else:
         by_split = {s: [i for i, v in enumerate(splits) if v == s] for s in SPLITS}
@@ -174,6 +195,7 @@ def manifest(
                                 "each")
         if not by_split["val"]:
             del by_split["val"]
+    _check_listed_once(path, files, labels, splits, lines)
     order = [i for s in SPLITS if s in by_split for i in by_split[s]]
     samples = ImageSamples(
         names=[files[i] for i in order],

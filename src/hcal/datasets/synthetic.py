@@ -14,6 +14,30 @@ from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ._base import DATASETS, DataBundle, TensorDataset, split_indices
 
+MAX_LEAVES = 100_000  # branching ** levels
+MAX_BYTES = 4 * 2**30  # the samples and class centres, as float32
+
+
+def _check_sizes(levels: int, branching: int, dim: int, train_size: int, test_size: int) -> None:
+    """Refuse, before anything is allocated, a tree or a data set too large to build in memory."""
+    leaves = 1
+    for _ in range(levels):  # at most log2(MAX_LEAVES) + 1 steps: no huge power is computed
+        leaves *= branching
+        if leaves > MAX_LEAVES:
+            break
+    if leaves > MAX_LEAVES:
+        raise ConfigError(
+            f"synthetic dataset: levels={levels}, branching={branching} give {branching}**{levels} leaf classes; "
+            f"at most {MAX_LEAVES} (fewer levels or a smaller branching)"
+        )
+    need = 4 * dim * (train_size + test_size + 2 * leaves)
+    if need > MAX_BYTES:
+        raise ConfigError(
+            f"synthetic dataset: dim={dim} with train_size={train_size}, test_size={test_size} and "
+            f"{leaves} leaves needs {need / 2**30:.1f} GiB of memory; at most {MAX_BYTES // 2**30} GiB "
+            "(a smaller dim, train_size or test_size)"
+        )
+
 
 def make_synthetic(levels: int = 3, branching: int = 2, dim: int = 16, train_size: int = 1200,
                    test_size: int = 400, noise: float = 1.0, data_seed: int = 0):
@@ -24,6 +48,7 @@ def make_synthetic(levels: int = 3, branching: int = 2, dim: int = 16, train_siz
             f"noise >= 0; got levels={levels}, branching={branching}, dim={dim}, train_size={train_size}, "
             f"test_size={test_size}, noise={noise}"
         )
+    _check_sizes(levels, branching, dim, train_size, test_size)
     g = torch.Generator().manual_seed(data_seed)
     names = [[f"c{i}"] for i in range(branching)]
     centres = [torch.randn(dim, generator=g) * 4.0 for _ in range(branching)]

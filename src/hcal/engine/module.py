@@ -137,6 +137,12 @@ class HierarchicalModule(L.LightningModule):
         return decode(self(x), self.hierarchy, self.decode_mode, self.leaf_paths)
 
     # ------------------------------------------------------------------ training
+    def check_batch_size(self, batch: int) -> None:
+        """Batch normalisation needs two samples per training batch: a batch of one is refused up front."""
+        if batch < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.modules()):
+            raise ConfigError(f"--batch-size {batch}: backbone {self.config.backbone!r} uses batch normalisation, "
+                              "which needs at least 2 samples per training batch; use --batch-size 2 or more")
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         if self.batch_augment is not None:  # --augment-on device: per-image random draws, one batch op

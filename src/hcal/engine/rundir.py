@@ -1,57 +1,53 @@
 """Run directories: what they hold, how they are named, and the rules that protect them.
 
-A run directory holds ``config.yaml`` (what makes it a run), ``hierarchy.json``, ``run.json``,
-``checkpoints/{init,best,last}.ckpt``, ``logs/``, once finished ``metrics.json`` and
-``training_curves.png``, and after ``hcal test`` the per-class ``report/``.
+A run directory holds ``config.yaml`` (what makes it a run), ``hierarchy.json``, ``run.json``
+(:mod:`~hcal.engine.sessions`), ``checkpoints/{init,best,last}.ckpt``, ``logs/``, once finished
+``metrics.json`` and ``training_curves.png``, and after ``hcal test`` the per-class ``report/``.
 A directory that holds a run is replaced only with ``overwrite``; one that is not a run, never.
-``run.json`` records every command that trained the run (``history``, written as each starts), the
-versions of hcal, Lightning and torch, and the training time summed over the sessions.
+
+One process at a time writes a run directory (:class:`~hcal.engine.lock.RunLock`). A fit writes its
+run through :class:`RunDirectory`: a run it replaces is moved aside and deleted only once the new
+run has its first checkpoint, and a fit that fails or stops before that leaves the directory as it
+found it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lightning
-import torch
-import yaml
-
-from .. import __version__
 from ..config import Config, load_yaml
-from ..errors import ConfigError
+from ..errors import ConfigError, HcalError, Stopped, StorageError, storage_error, warn
 from .checkpoint import atomic_write, load_checkpoint_file
+from .lock import LOCK_FILE, RunLock, check_not_in_use
+from .stopping import as_stopped, deferred
 
 __all__ = [
     "CONFIG_FILE",
+    "CURVES_FILE",
+    "REPORT_DIR",
     "METRICS_FILE",
     "RUN_INFO_FILE",
     "HIERARCHY_FILE",
-    "CURVES_FILE",
-    "REPORT_DIR",
     "CHECKPOINTS",
     "LAST",
     "BEST",
     "INIT",
     "RESUME_MAY_CHANGE",
+    "RunDirectory",
     "default_run_dir",
     "check_run_dir",
-    "prepare_run_dir",
     "check_output",
     "report_dir_of",
     "write_json",
     "resume_config",
     "resumable_checkpoint",
-    "extend_run",
-    "start_session",
-    "finish_session",
+    "explain_failure",
 ]
 
 CONFIG_FILE, METRICS_FILE, RUN_INFO_FILE, HIERARCHY_FILE = "config.yaml", "metrics.json", "run.json", "hierarchy.json"
@@ -73,29 +69,135 @@ def default_run_dir(config: Config) -> Path:
 
 
 def check_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuse a file, a folder holding something that is not a run, and a run without ``overwrite``."""
+    """Refuse a file, a folder holding something that is not a run, a run without ``overwrite``, and a run another
+    process is writing."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {str(run_dir)!r} is a file, not a folder")
     if run_dir.is_dir() and any(run_dir.iterdir()):
-        is_run = (run_dir / CONFIG_FILE).is_file()
-        if not overwrite:
-            hint = f"; continue it with --resume {run_dir}, or" if is_run else ";"
+        check_not_in_use(run_dir)  # refused now, before any data is loaded, if another process writes it
+        if not (run_dir / CONFIG_FILE).is_file():
             raise ConfigError(
-                f"--run-dir {str(run_dir)!r} is not empty{' (it holds a run)' if is_run else ''}{hint} "
+                f"--run-dir {str(run_dir)!r} is not empty and is not an hcal run (no {CONFIG_FILE}); choose another "
+                "--run-dir (hcal never deletes a folder that is not a run)"
+            )
+        if not overwrite:
+            raise ConfigError(
+                f"--run-dir {str(run_dir)!r} is not empty (it holds a run); continue it with --resume {run_dir}, or "
                 "pass --overwrite to replace it, or choose another --run-dir"
             )
-        if not is_run:
-            raise ConfigError(
-                f"--run-dir {str(run_dir)!r} is not empty and is not an hcal run (no {CONFIG_FILE}); "
-                "refusing to delete it even with --overwrite"
-            )
 
 
-def prepare_run_dir(run_dir: Path) -> None:
-    """Create ``run_dir`` empty, replacing the run it holds (:func:`check_run_dir` said it may)."""
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _remove_contents(folder: Path, keep: tuple[str, ...] = ()) -> None:
+    for child in folder.iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+class RunDirectory:
+    """The run directory a fit writes, locked while it does (:meth:`create` a new run, or :meth:`resume` one).
+
+    :meth:`create` moves a run it replaces aside (``.NAME.replaced-PID`` beside it). Once the new run has its first
+    checkpoint, :meth:`checkpointed` deletes the old one; a fit that fails or stops before that calls :meth:`undo`,
+    which removes what it wrote and puts the old run back.
+    """
+
+    def __init__(self, path: Path, lock: RunLock, created: bool = False, replaced: Path | None = None,
+                 replaced_lock: RunLock | None = None) -> None:
+        self.path, self.lock, self.created = path, lock, created
+        self.replaced, self._replaced_lock = replaced, replaced_lock
+
+    @classmethod
+    def create(cls, path: Path, overwrite: bool) -> "RunDirectory":
+        """A new, empty, locked run directory at ``path`` (:func:`check_run_dir` is asked again first)."""
+        check_run_dir(path, overwrite)
+        with deferred():  # no signal between moving the old run aside and holding the new directory
+            old_lock = replaced = None
+            created = made = False
+            try:
+                if path.is_dir() and any(path.iterdir()):  # a run: check_run_dir allows only that, with overwrite
+                    old_lock = RunLock(path)
+                    replaced = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+                    os.rename(path, replaced)
+                created = not path.is_dir()
+                path.mkdir(parents=True, exist_ok=True)
+                made = True
+                try:
+                    lock = RunLock(path)
+                except ConfigError:  # another process made and holds it meanwhile: not ours to delete
+                    made = False
+                    raise
+                return cls(path, lock, created, replaced, old_lock)
+            except BaseException as e:
+                if made and created:
+                    shutil.rmtree(path, ignore_errors=True)
+                if replaced is not None and not path.exists():
+                    os.rename(replaced, path)
+                if old_lock is not None:
+                    old_lock.release()
+                error = storage_error(e, path) if isinstance(e, OSError) else None
+                if error is not None:
+                    raise StorageError(f"--run-dir: {error}; nothing was changed") from None
+                raise
+
+    @classmethod
+    def resume(cls, path: Path, config: Config) -> tuple["RunDirectory", Path | None]:
+        """The locked run in ``path`` and its checkpoint to continue from (:func:`resumable_checkpoint`): None for a
+        run stopped before its first (whose files, but its config and run.json's history, are then removed: it
+        starts from the beginning)."""
+        lock = RunLock(path)
+        try:
+            last = resumable_checkpoint(path, config)
+            if last is None:
+                _remove_contents(path, keep=(CONFIG_FILE, RUN_INFO_FILE, LOCK_FILE))
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, lock), last
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return (self.path / CHECKPOINTS / LAST).is_file()
+
+    def checkpointed(self) -> None:
+        """Called after each epoch's checkpoint: once the new run has one, the run it replaced is deleted."""
+        if self.replaced is None or not self.has_checkpoint:
+            return
+        with deferred():
+            replaced, self.replaced = self.replaced, None
+            try:
+                shutil.rmtree(replaced)
+            except OSError as e:
+                warn(f"the run replaced by {self.path} could not be deleted ({e.strerror}); delete {replaced} "
+                     "yourself")
+            self._replaced_lock.release()
+
+    def undo(self) -> str:
+        """After a failure before the first checkpoint: remove what this fit wrote, restore the run it replaced;
+        returns what was done, for the message."""
+        with deferred():
+            try:
+                if self.created:
+                    shutil.rmtree(self.path)
+                else:  # a folder that was there (empty) stays
+                    _remove_contents(self.path)
+                if self.replaced is not None:
+                    os.rename(self.replaced, self.path)
+                    self._replaced_lock.release()
+                    self.replaced = None
+                    return f"the run it was to replace is back in {self.path}"
+            except OSError as e:
+                kept = f"; the replaced run is in {self.replaced}" if self.replaced is not None else ""
+                return f"cleaning up {self.path} failed ({e.strerror}){kept}"
+        return f"nothing was kept in {self.path}"
+
+    def release(self) -> None:
+        self.lock.release()
+        if self._replaced_lock is not None:
+            self._replaced_lock.release()
 
 
 def check_output(output: str | Path | None, overwrite: bool, flag: str = "--output") -> None:
@@ -129,14 +231,12 @@ def resume_config(run_dir: str | Path, flags: Mapping[str, Any]) -> Config:
     return saved.replace(**{k: v for k, v in flags.items() if k in RESUME_MAY_CHANGE})
 
 
-def resumable_checkpoint(run_dir: Path, config: Config, clean: bool = True) -> Path:
+def resumable_checkpoint(run_dir: Path, config: Config, clean: bool = True) -> Path | None:
     """The checkpoint the run in ``run_dir`` continues from, up to ``config.epochs`` epochs (another number than
-    the run's own extends it, see :func:`extend_run`); ``clean`` (the main process): delete writes a crash
-    interrupted."""
+    the run's own extends it, see :func:`~hcal.engine.sessions.extend_run`); None: the run stopped before its
+    first checkpoint (it starts over). ``clean`` (the main process): delete writes a crash interrupted."""
     last = run_dir / CHECKPOINTS / LAST
-    if not last.is_file():
-        raise ConfigError(f"--resume {str(run_dir)!r}: no checkpoint to resume from ({last} is missing)")
-    if config.epochs != Config.from_dict(load_yaml(run_dir / CONFIG_FILE)).epochs:
+    if last.is_file() and config.epochs != Config.from_dict(load_yaml(run_dir / CONFIG_FILE)).epochs:
         done = int(load_checkpoint_file(last)["epoch"]) + 1  # saved at the end of epoch index "epoch"
         where = f"--resume {str(run_dir)!r} --epochs {config.epochs}"
         if config.epochs <= done:
@@ -148,54 +248,31 @@ def resumable_checkpoint(run_dir: Path, config: Config, clean: bool = True) -> P
     elif (run_dir / METRICS_FILE).is_file():
         raise ConfigError(f"--resume {str(run_dir)!r}: this run has finished ({METRICS_FILE} exists); "
                           "evaluate it with hcal test, or train it longer with --epochs N")
-    for stale in last.parent.glob(".*.tmp-*") if clean else ():  # the old file is intact
+    for stale in [*run_dir.glob(".*.tmp-*"), *last.parent.glob(".*.tmp-*")] if clean else ():  # old files intact
         stale.unlink()
-    return last
+    return last if last.is_file() else None
 
 
-def extend_run(run_dir: Path, config: Config) -> None:
-    """``hcal fit --resume RUN_DIR --epochs N`` (checked by :func:`resumable_checkpoint`: N above the epochs
-    trained, schedule ``none``): the run, finished or not, trains on from its last checkpoint to N epochs. Its
-    config.yaml then says N and a finished run's metrics.json goes (the test at the end writes the new one), so a
-    plain ``--resume`` continues an extension that was stopped. The default schedule (``none``) keeps the learning
-    rate constant, so it goes on as before; a cosine schedule has decayed over the run's own epochs and is not
-    extended. Does nothing when N is the run's own number of epochs."""
-    saved = Config.from_dict(load_yaml(run_dir / CONFIG_FILE))
-    if config.epochs == saved.epochs:
-        return
-    (run_dir / METRICS_FILE).unlink(missing_ok=True)  # first: stopped in between, the run is an unfinished one
-    text = yaml.safe_dump(saved.replace(epochs=config.epochs).to_file_dict(), sort_keys=False)
-    atomic_write(run_dir / CONFIG_FILE, lambda fh: fh.write(text.encode("utf-8")))
-
-
-def _versions() -> dict[str, str]:
-    return {"hcal": __version__, "lightning": lightning.__version__, "torch": torch.__version__,
-            "python": sys.version.split()[0]}
-
-
-def start_session(run_dir: Path, command: str) -> dict[str, Any]:
-    """Add ``command`` to run.json's history, written now so that a session stopped early is on record too;
-    returns run.json's content for :func:`finish_session`."""
-    path = run_dir / RUN_INFO_FILE
-    info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    info.setdefault("history", []).append(
-        {"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"), **_versions()})
-    write_json(path, info)
-    return info
-
-
-def finish_session(run_dir: Path, info: dict[str, Any], *, seconds: float, total_seconds: float, epochs: int,
-                   best: Path, gpu: str) -> None:
-    """run.json at the end of a session: the training time over all sessions, the epochs, the machine, the
-    versions, the last command, and the history with this session's epochs and time."""
-    info["history"][-1].update(epochs_completed=epochs, train_seconds=round(seconds, 1))
-    write_json(run_dir / RUN_INFO_FILE, {
-        "train_seconds": round(total_seconds, 1),
-        "epochs_completed": epochs,
-        "best_checkpoint": str(best),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}",
-        **_versions(),
-        "command": info["history"][-1]["command"],
-        "sessions": len(info["history"]),
-        "history": info["history"],
-    })
+def explain_failure(e: BaseException, run: RunDirectory | None, new: bool, phase: str) -> BaseException:
+    """The exception a failed or stopped fit raises. A ``new`` run without a checkpoint is undone; a stop or a failed
+    write gets one line saying what is kept and how to continue. ``run`` is None before the directory is written."""
+    kept = run is not None and run.has_checkpoint
+    undone = run.undo() if new and run is not None and not kept else None
+    e = as_stopped(e)
+    resume = f"hcal fit --resume {run.path}" if run is not None else ""
+    if isinstance(e, Stopped):
+        if undone is not None:
+            return Stopped(e.signum, f"{e.where or phase}, before the first checkpoint",
+                           f"{undone}; run the same command again to start over")
+        if run is None:
+            return e.with_hint("nothing was written", phase)
+        return e.with_hint(f"continue with: {resume}" + ("" if kept else " (it starts over)"), phase)
+    error = e if isinstance(e, StorageError) else storage_error(e) if isinstance(e, Exception) else None
+    if error is not None and run is not None:
+        if undone is not None:
+            return StorageError(f"{error}; {undone}")
+        state = f"the last checkpoint {run.path / CHECKPOINTS / LAST} is intact" if kept else "no checkpoint yet"
+        return StorageError(f"{error}; {state}; once it can be written, continue with {resume}")
+    if undone is not None and isinstance(e, HcalError):
+        return type(e)(f"{e}; {undone}")
+    return error or e

@@ -79,7 +79,7 @@ def _seeds(seeds: list[int]) -> list[int]:
         raise ConfigError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds: {seeds} repeats a seed")
-    return seeds
+    return [check_option("seed", s, "--seeds") for s in seeds]
 
 
 def _references(paper: bool, reference: str | Path | None, base: Config, experiment: str):

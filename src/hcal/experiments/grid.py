@@ -27,8 +27,10 @@ from ..engine.report import format_duration
 from ..engine.rundir import BEST, CHECKPOINTS, CONFIG_FILE, LAST, METRICS_FILE, RUN_INFO_FILE
 from ..errors import ConfigError
 
-__all__ = ["RunSpec", "run_grid", "read_results"]
+__all__ = ["RunSpec", "run_grid", "read_results", "RERUN_HINT"]
 
+RERUN_HINT = ("run the same command again to continue (finished runs are skipped, the interrupted one resumes from "
+              "its last checkpoint)")  # after a stop
 # Keys that may differ between a finished run and a re-run of the same experiment.
 IGNORED_KEYS = {"run_dir", "progress", "num_workers", "device"}
 

@@ -177,6 +177,9 @@ def visualize(
 ) -> list[Path]:
     if samples < 10:
         raise ConfigError(f"--samples: expected an integer >= 10, got {samples}")
+    if init_ckpt is not None and not Path(init_ckpt).is_file():  # given, so wanted: never skipped with a note
+        what = "is a folder, not a .ckpt file" if Path(init_ckpt).is_dir() else "does not exist"
+        raise CheckpointError(f"--init-ckpt {str(init_ckpt)!r} {what} (default: init.ckpt beside --ckpt)")
     module, saved = HierarchicalModule.from_checkpoint(ckpt)
     if not hasattr(module.method, "prototypes") or not hasattr(module.method, "embed"):
         raise CheckpointError(

@@ -22,6 +22,10 @@ def test_features_npz_errors(tmp_path):
     with pytest.raises(DataError, match="the 'test' split has no samples"):
         create_dataset("features", str(f))
     f.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not an .npz archive") as info:
+        create_dataset("features", str(f))
+    assert "pickle" not in str(info.value)  # never suggest unpickling an unknown file
+    f.write_bytes(b"PK\x03\x04 truncated zip")
     with pytest.raises(DataError, match="not a readable .npz"):
         create_dataset("features", str(f))
     with pytest.raises(DataError, match="needs --data-dir"):

@@ -1,10 +1,13 @@
 """datasets/folder.py, _image_folder.py and _image_bundle.py: image folders and archives as bundles."""
 
+import pytest
 import torch
 from PIL import Image
 
 from hcal.datasets import create_dataset
+from hcal.errors import HcalWarning, HierarchyError
 from tests.fixtures import (
+    make_flat,
     make_nested,
     make_tar,
     write_hierarchy_json,
@@ -27,6 +30,17 @@ def test_folder_nested_bundle_contents(tmp_path):
     other = create_dataset("folder", str(root), seed=4, val_fraction=0.2, size=16)
     assert torch.equal(b.val.indices, again.val.indices) and not torch.equal(b.val.indices, other.val.indices)
     assert set(b.train.indices.tolist()).isdisjoint(b.val.indices.tolist())
+
+
+def test_an_empty_class_folder_is_a_warning_not_a_class(tmp_path):
+    root = make_nested(tmp_path / "data", per_class=2)
+    (root / "train" / "Animal" / "Wild" / "wolf").mkdir()
+    (root / "test" / "Animal" / "Wild" / "lynx").mkdir()
+    (root / "test" / "Animal" / "Wild" / "lynx" / "notes.txt").write_text("no image")
+    with pytest.warns(HcalWarning, match=r"data: 2 class folders hold no images, so they are left out of the classes: "
+                                         r"'train/Animal/Wild/wolf', 'test/Animal/Wild/lynx'"):
+        b = create_dataset("folder", str(root), size=16)
+    assert b.hierarchy.sizes == (5, 3, 2)
 
 
 def test_folder_own_val_split_and_large_images_read_per_item(tmp_path):
@@ -64,3 +78,11 @@ def test_folder_grey_channels(tmp_path):
     root = make_nested(tmp_path / "data", per_class=2)
     b = create_dataset("folder", str(root), size=16, channels=1)
     assert b.test[0][0].shape == (1, 16, 16) and b.input_spec.channels == 1
+
+
+def test_a_hierarchy_csv_written_coarsest_first_is_named_as_such(tmp_path):
+    root = make_flat(tmp_path / "data", ["cat", "car"], per_class=2)
+    tree = tmp_path / "tree.csv"
+    tree.write_text("Animal,Pet,cat\nVehicle,Road,car\n")  # coarsest first, yet a valid tree read finest first
+    with pytest.raises(HierarchyError, match="folder 'car' is not a leaf .* may be written coarsest first"):
+        create_dataset("folder", str(root), size=16, hierarchy=str(tree))

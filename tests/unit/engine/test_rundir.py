@@ -1,7 +1,13 @@
-"""engine/rundir.py: what resuming and extending a run require, what a run directory may be replaced by, and
-what run.json records."""
+"""engine/rundir.py, sessions.py and lock.py: what resuming and extending a run require, what a run directory may
+be replaced by and when, one writer at a time, and what run.json records."""
 
+import errno
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import lightning
@@ -12,18 +18,17 @@ import yaml
 from hcal import __version__
 from hcal.config import Config
 from hcal.engine.checkpoint import FORMAT
+from hcal.engine.lock import RunLock
 from hcal.engine.rundir import (
+    RunDirectory,
     check_output,
     check_run_dir,
-    extend_run,
-    finish_session,
-    prepare_run_dir,
     report_dir_of,
     resumable_checkpoint,
     resume_config,
-    start_session,
 )
-from hcal.errors import ConfigError
+from hcal.engine.sessions import extend_run, finish_session, start_session
+from hcal.errors import ConfigError, StorageError
 
 
 def _run(tmp_path: Path, epochs_done: int = 2, **config) -> Path:
@@ -56,9 +61,10 @@ def test_resumable_checkpoint(tmp_path):
     (run / "metrics.json").write_text("{}")
     with pytest.raises(ConfigError, match="this run has finished .* train it longer with --epochs N"):
         resumable_checkpoint(run, config)
+    (run / "metrics.json").unlink()
     (run / "checkpoints" / "last.ckpt").unlink()
-    with pytest.raises(ConfigError, match="no checkpoint to resume from"):
-        resumable_checkpoint(run, config)
+    assert resumable_checkpoint(run, config) is None  # stopped before its first checkpoint: it starts over
+    assert resumable_checkpoint(run, config.replace(epochs=9)) is None  # to any number of epochs
 
 
 def test_extending_a_finished_run(tmp_path):
@@ -113,15 +119,117 @@ def test_run_dirs_are_protected(tmp_path):
     with pytest.raises(ConfigError, match="holds a run"):
         check_run_dir(run, overwrite=False)
     check_run_dir(run, overwrite=True)
-    prepare_run_dir(run)
-    assert run.is_dir() and not any(run.iterdir())
+    new = RunDirectory.create(run, overwrite=True)
+    assert [p.name for p in run.iterdir()] == [".lock"]
+    new.release()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(ConfigError, match="not an hcal run"):
-        check_run_dir(tmp_path / "mine", overwrite=True)
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match="not an hcal run") as info:
+            check_run_dir(tmp_path / "mine", overwrite=overwrite)
+        assert "--overwrite" not in str(info.value)  # never suggested for a folder hcal will not replace
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="is a file"):
         check_run_dir(tmp_path / "file", overwrite=True)
     with pytest.raises(ConfigError, match="--output .* exists; pass --overwrite"):
         check_output(tmp_path / "file", overwrite=False)
     check_output(tmp_path / "file", overwrite=True)
+
+
+HOLDER = "import sys; from hcal.engine.lock import RunLock; RunLock(sys.argv[1]); print('locked', flush=True); input()"
+
+
+def test_a_run_directory_has_one_writer_and_a_dead_one_leaves_no_lock(tmp_path):
+    run = _run(tmp_path)
+    saved = (run / "checkpoints" / "last.ckpt").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        for refused in (lambda: RunLock(run), lambda: check_run_dir(run, overwrite=True),
+                        lambda: RunDirectory.resume(run, resume_config(run, {})),
+                        lambda: RunDirectory.create(run, overwrite=True)):
+            with pytest.raises(ConfigError, match=f"being written by another hcal process \\(pid {holder.pid}\\)"):
+                refused()
+        assert (run / "checkpoints" / "last.ckpt").read_bytes() == saved  # nothing touched
+    finally:
+        holder.kill()
+        holder.wait()
+    RunLock(run).release()  # the kernel released the killed holder's lock
+
+
+def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
+    run = _run(tmp_path)
+    lock = RunLock(run)
+    ready, started = os.pipe()
+    child = os.fork()  # as a data-loader worker is
+    if child == 0:  # fork's after-child hooks have run when os.fork() returns here
+        os.write(started, b"x")
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert os.read(ready, 1) == b"x"
+        lock.release()
+        RunLock(run).release()  # free, though the child still runs
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tmp_path):
+    run = _run(tmp_path)
+    (run / "metrics.json").write_text("{}")
+    new = RunDirectory.create(run, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]
+    aside = tmp_path / f".run.replaced-{os.getpid()}"
+    assert (aside / "metrics.json").is_file()
+    new.checkpointed()  # no checkpoint yet: the old run stays
+    assert aside.is_dir()
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"new")
+    new.checkpointed()
+    assert not aside.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    new.release()
+
+
+def test_undo_puts_the_replaced_run_back(tmp_path):
+    run = _run(tmp_path)
+    saved = (run / "checkpoints" / "last.ckpt").read_bytes()
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    new = RunDirectory.create(run, overwrite=True)
+    (run / "config.yaml").write_text("new")
+    assert new.undo() == f"the run it was to replace is back in {run}"
+    new.release()
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == sorted([*before, ".lock"])  # + the lock file
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == saved
+    fresh = RunDirectory.create(tmp_path / "fresh", overwrite=False)
+    assert fresh.undo() == f"nothing was kept in {tmp_path / 'fresh'}"
+    assert not (tmp_path / "fresh").exists()
+    (tmp_path / "empty").mkdir()  # a folder the user made stays, empty
+    RunDirectory.create(tmp_path / "empty", overwrite=False).undo()
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+
+
+def test_a_run_that_cannot_be_moved_aside_is_left_as_it_is(tmp_path, monkeypatch):
+    run = _run(tmp_path)
+    saved = (run / "checkpoints" / "last.ckpt").read_bytes()
+
+    def refuse(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(src))
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(StorageError, match=f"--run-dir: cannot write {str(run)!r}: permission denied; nothing was "
+                                           "changed"):
+        RunDirectory.create(run, overwrite=True)
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == saved
+
+
+def test_resuming_a_run_without_a_checkpoint_starts_it_over(tmp_path):
+    run = _run(tmp_path)
+    (run / "checkpoints" / "last.ckpt").unlink()
+    (run / "checkpoints" / "init.ckpt").write_bytes(b"init")
+    (run / "hierarchy.json").write_text("{}")
+    (run / "run.json").write_text('{"history": []}')  # the stopped session stays on record
+    handle, last = RunDirectory.resume(run, resume_config(run, {}))
+    handle.release()
+    assert last is None and sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml", "run.json"]
