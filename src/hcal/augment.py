@@ -6,7 +6,7 @@ rotation (nearest neighbour, zero fill). :meth:`PadCropFlip.batched` gives
 :class:`BatchPadCropFlip`, the same random operations drawn independently for every image of a
 batch but applied in a few tensor operations on whatever device the batch is on, so a GPU is not
 starved by per-image Python work (``--augment-on device``). Both draw crop offsets, flips and
-angles from the same distributions; ``tests/test_augment.py`` checks that they agree.
+angles from the same distributions; ``tests/unit/test_augment.py`` checks that they agree.
 """
 
 from __future__ import annotations
