@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -83,3 +84,13 @@ def untrained_checkpoint(path: Path, hierarchy, spec, **config) -> Path:
     torch.save({"hcal_format": FORMAT, "hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()},
                path)
     return path
+
+
+def manual_infonce(features, prototypes, targets, tau):
+    """-log softmax of <f, p_y>/tau, written out with plain Python loops."""
+    total = 0.0
+    for f, t in zip(features.tolist(), targets.tolist()):
+        sims = [sum(a * b for a, b in zip(f, p)) / tau for p in prototypes.tolist()]
+        log_z = math.log(sum(math.exp(s) for s in sims))
+        total += log_z - sims[t]
+    return total / len(features)

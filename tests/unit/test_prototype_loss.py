@@ -1,22 +1,12 @@
 """prototype_loss.py: the prototype InfoNCE loss (Eq. 6-7) against the formula."""
 
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from hcal.prototype_loss import prototype_infonce
-
-
-def manual_infonce(features, prototypes, targets, tau):
-    """-log softmax of <f, p_y>/tau, written out with plain Python loops."""
-    total = 0.0
-    for f, t in zip(features.tolist(), targets.tolist()):
-        sims = [sum(a * b for a, b in zip(f, p)) / tau for p in prototypes.tolist()]
-        log_z = math.log(sum(math.exp(s) for s in sims))
-        total += log_z - sims[t]
-    return total / len(features)
+from tests.helpers import manual_infonce
 
 
 def test_prototype_infonce_matches_formula():

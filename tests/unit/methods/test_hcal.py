@@ -1,7 +1,6 @@
 """methods/hcal.py: HCAL's losses against independent re-computations."""
 
 import importlib
-import math
 
 import pytest
 import torch
@@ -13,26 +12,7 @@ from hcal.decoding import decode
 from hcal.hierarchy import Hierarchy
 from hcal.methods.hcal import HCAL
 from hcal.weighting import weighting_from_config
-
-
-class Identity(nn.Module):
-    """A backbone that passes vectors through (so embeddings are known in closed form)."""
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.out_features = dim
-
-    def forward(self, x):
-        return x
-
-
-def manual_infonce(features, prototypes, targets, tau):
-    """-log softmax of <f, p_y>/tau, written out with plain Python loops."""
-    total = 0.0
-    for f, t in zip(features.tolist(), targets.tolist()):
-        sims = [sum(a * b for a, b in zip(f, p)) / tau for p in prototypes.tolist()]
-        log_z = math.log(sum(math.exp(s) for s in sims))
-        total += log_z - sims[t]
-    return total / len(features)
+from tests.helpers import Identity, manual_infonce
 
 
 def _toy_hcal(toy, **kw):
