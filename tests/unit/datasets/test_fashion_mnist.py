@@ -1,9 +1,6 @@
 """datasets/fashion_mnist.py: the Seo & Shin hierarchy, idx files, lookups and errors."""
 
-import gzip
-import struct
 
-import numpy as np
 import pytest
 import torch
 import torchvision.datasets
@@ -11,27 +8,7 @@ import torchvision.datasets
 from hcal.datasets import create_dataset
 from hcal.datasets import fashion_mnist as fm
 from hcal.errors import DataError
-
-
-def _write_idx(path, array, compress=True):
-    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(path, "wb") as fh:
-            fh.write(data)
-    else:
-        path.write_bytes(data)
-
-
-def fake_fashion_mnist(folder, n_train=40, n_test=20, compress=True):
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    ext = ".gz" if compress else ""
-    _write_idx(folder / f"train-images-idx3-ubyte{ext}", rng.integers(0, 256, (n_train, 28, 28)), compress)
-    _write_idx(folder / f"train-labels-idx1-ubyte{ext}", np.arange(n_train) % 10, compress)
-    _write_idx(folder / f"t10k-images-idx3-ubyte{ext}", rng.integers(0, 256, (n_test, 28, 28)), compress)
-    _write_idx(folder / f"t10k-labels-idx1-ubyte{ext}", (np.arange(n_test) * 3) % 10, compress)
-    return folder
+from tests.fixtures import fake_fashion_mnist
 
 
 def test_fashion_mnist_hierarchy_is_seo_and_shin():
