@@ -42,6 +42,7 @@ _CHECKS = {
     "at_least_one": (lambda v: v >= 1, ">= 1"),
     "fraction": (lambda v: 0 < v < 1, "strictly between 0 and 1"),
     "unit_interval": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "closed_unit_interval": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "seed": (lambda v: 0 <= v <= MAX_SEED, f"in [0, {MAX_SEED}]"),
 }
 
@@ -83,6 +84,10 @@ class Config:
     fa_mode: str = _opt(
         "means", "FA's coarse terms: class means (the paper), or means+samples (hcal's own: the average of the "
         "class-mean and the per-sample InfoNCE at each coarse level)", choices=("means", "means+samples"), kind=str)
+    path_weight: float = _opt(
+        0.0, "hcal's own: weight w of the path term in each level's loss, (1 - w) x InfoNCE + w x the level's loss "
+        "under the distribution over root-to-leaf paths that consistent decoding reads (0: the paper)",
+        check="closed_unit_interval", kind=float, sweep=True)
     # --- baselines' hyper-parameters (the papers' defaults)
     experts: int = _opt(3, "shared experts of the MMoE layer (mmoe, dmt)", check="at_least_one", kind=int)
     cmt_lambda_dm: float = _opt(1.0, "weight of CMT's distribution-matching term", check="non_negative", kind=float)

@@ -18,6 +18,7 @@ import torch
 
 from .errors import ConfigError
 from .hierarchy import Hierarchy
+from .path_loss import path_scores
 
 __all__ = ["DECODINGS", "decode"]
 
@@ -50,8 +51,7 @@ def decode(
     elif mode == "consistent":
         if leaf_paths is None:
             leaf_paths = hierarchy.leaf_paths().to(log_probs[0].device)
-        path_scores = sum(lp[:, leaf_paths[:, k]] for k, lp in enumerate(log_probs))
-        preds = leaf_paths[path_scores.argmax(dim=1)]
+        preds = leaf_paths[path_scores(log_probs, leaf_paths).argmax(dim=1)]
     else:
         raise ConfigError(f"unknown decoding {mode!r}; choose one of: {', '.join(DECODINGS)}")
     probs = torch.stack(

@@ -306,6 +306,29 @@ def test_fit_trains_through_the_concept_modules_and_awa(cli, tmp_path, monkeypat
     assert calls.get("awa", 0) >= 2
 
 
+def test_fit_with_path_weight_trains_through_the_path_loss(cli, tmp_path, monkeypatch):
+    """--path-weight (hcal's own) reaches training: a real fit calls hcal.path_loss at every step, and
+    not at all without it."""
+    calls = {"path_level_nll": 0}
+    module = importlib.import_module("hcal.path_loss")
+    original = module.path_level_nll
+
+    def counted(*args, **kwargs):
+        calls["path_level_nll"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "path_level_nll", counted)
+    common = ("fit", "--dataset", "synthetic", "--method", "hcal-ps", "--epochs", "1", "--limit-batches", "2",
+              "--no-progress")
+    assert cli(*common, "--run-dir", tmp_path / "off").code == 0 and calls["path_level_nll"] == 0
+    r = cli(*common, "--path-weight", "0.5", "--run-dir", tmp_path / "on")
+    assert r.code == 0, r
+    assert calls["path_level_nll"] >= 2  # two training batches
+    assert yaml.safe_load((tmp_path / "on" / "config.yaml").read_text())["path_weight"] == 0.5
+    bad = cli(*common, "--path-weight", "2", "--run-dir", tmp_path / "bad")
+    assert bad.code == 2 and "--path-weight" in bad.err and "in [0, 1]" in bad.err
+
+
 def test_recommended_config_runs_on_any_dataset(cli, tmp_path):
     """configs/recommended.yaml names no dataset, backbone or epochs: they come from the command line."""
     run = tmp_path / "run"

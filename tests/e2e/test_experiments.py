@@ -114,11 +114,13 @@ def test_reference_csv_errors_name_the_file_line_and_value(cli, tmp_path):
 
 def test_ablation_runs_the_configurations(cli, tmp_path):
     out = tmp_path / "abl"
-    configs = "single-task (FA+PP),MTL,HCAL (MTL+FA+PP+AWA)"
+    configs = "single-task (FA+PP),MTL,HCAL (MTL+FA+PP+AWA),MTL+PP+AWA+path(0.5)"
     r = cli("experiment", "ablation", *TINY, "--configs", configs, "--seeds", "0", "--out", out)
     assert r.code == 0, r
     rows = _rows(out / "results.csv")
-    assert [x["label"] for x in rows] == ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)"]
+    assert [x["label"] for x in rows] == ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)", "MTL+PP+AWA+path(0.5)"]
+    path_row = yaml.safe_load((out / "runs" / "MTL+PP+AWA+path(0.5)-seed0" / "config.yaml").read_text())
+    assert (path_row["fa"], path_row["path_weight"]) == (False, 0.5)  # hcal's own row reaches the fit
 
     folder = next(p for p in (out / "runs").iterdir() if p.name.startswith("single-task"))
     single = yaml.safe_load((folder / "config.yaml").read_text())

@@ -44,9 +44,12 @@ REFUSED += [
     ({"method": "hcal-ps", "fa": False}, ["--no-fa", "hcal-ps"]),  # hcal-ps has no FA to switch off
     ({"method": "hcal-ps", "fa_mode": "means+samples"}, ["--fa-mode", "hcal-ps"]),
     ({"method": "ew", "fa_mode": "means+samples"}, ["--fa-mode", "ew"]),
+    ({"method": "cmt", "path_weight": 0.5}, ["--path-weight", "cmt", "applies to hcal, hcal-ps"]),
 ]
 ACCEPTED = [
     {"method": "hcal", "fa_mode": "means+samples"},
+    {"method": "hcal-ps", "path_weight": 0.5},
+    {"method": "hcal", "path_weight": 1.0},
     {"method": "hcal-ps", "tau": 0.2, "awa": False},
     {"method": "hcal", "gamma": 1.0, "fa": False, "tau": 0.2, "embed_dim": 8},
     {"method": "ew", "tau": 0.1},  # the default value is no choice of the user

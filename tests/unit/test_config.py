@@ -51,7 +51,7 @@ def test_config_dataset_options_are_accepted(path, tmp_path):
 
 
 def test_sweepable_options_and_flags():
-    assert sweepable_options() == ("tau", "epsilon", "gamma")
+    assert sweepable_options() == ("tau", "epsilon", "gamma", "path_weight")
     assert [flag("batch_size"), flag("fa", False), flag("fa", True), flag("dataset_args")] == [
         "--batch-size", "--no-fa", "--fa", "--dataset-arg"]
 
@@ -82,3 +82,13 @@ def test_a_saved_config_holds_no_run_dir_and_an_absolute_data_dir(tmp_path, monk
     saved = load_yaml(tmp_path / "c.yaml")
     assert "run_dir" not in saved and saved["data_dir"] == str(tmp_path / "x.npz") and saved["epochs"] == 3
     assert Config.from_dict(saved) == Config(dataset="features", data_dir=str(tmp_path / "x.npz"), epochs=3)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_path_weight_outside_the_unit_interval_is_refused(value):
+    from hcal.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        Config(path_weight=value)
+    assert "path_weight" in str(info.value) and str(value) in str(info.value) and "in [0, 1]" in str(info.value)
+    assert Config(path_weight=1.0).path_weight == 1.0 and Config().path_weight == 0.0  # the paper: off

@@ -25,7 +25,7 @@ __all__ = ["compare", "ablation", "sweep", "ABLATIONS", "DEFAULT_ABLATIONS"]
 # The ablation of the paper's Table 2: HCAL's components switched on and off. The paper's
 # "single-task" row trains an independent model per level (MTL off) with FA and PP on and fixed
 # weights (AWA off: AWA weighs the levels of one model); the other rows share one encoder.
-ABLATIONS: dict[str, dict[str, bool | str]] = {
+ABLATIONS: dict[str, dict[str, bool | str | float]] = {
     "single-task (FA+PP)": {"mtl": False, "fa": True, "pp": True, "awa": False},
     "MTL+FA": {"mtl": True, "fa": True, "pp": False, "awa": False},
     "MTL+PP": {"mtl": True, "fa": False, "pp": True, "awa": False},
@@ -39,6 +39,9 @@ ABLATIONS: dict[str, dict[str, bool | str]] = {
     "MTL": {"mtl": True, "fa": False, "pp": False, "awa": False},
     # hcal's own FA variant (--fa-mode means+samples); MTL+PP+AWA is the training of hcal-ps
     "MTL+FA(means+samples)+PP+AWA": {"mtl": True, "fa": True, "pp": True, "awa": True, "fa_mode": "means+samples"},
+    # hcal's own path term (--path-weight 0.5): on the training of hcal-ps, and on the paper's HCAL
+    "MTL+PP+AWA+path(0.5)": {"mtl": True, "fa": False, "pp": True, "awa": True, "path_weight": 0.5},
+    "HCAL+path(0.5)": {"mtl": True, "fa": True, "pp": True, "awa": True, "path_weight": 0.5},
 }
 DEFAULT_ABLATIONS = list(ABLATIONS)[:8]  # the paper's eight rows, in its order
 

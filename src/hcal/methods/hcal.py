@@ -8,6 +8,8 @@
   :func:`~hcal.prototype_loss.prototype_infonce` against the level's prototypes, perturbed by
   :func:`~hcal.perturbation.perturb_prototypes`; at coarse levels on the batch's class means
   (:func:`~hcal.aggregation.class_means`) when FA is on;
+* hcal's own, off by default: ``path_weight`` w mixes each level's loss with the loss of the path
+  distribution that consistent decoding reads, ``(1 - w) * InfoNCE_k + w * L_k`` (:mod:`hcal.path_loss`);
 * the level losses are combined by AWA (:mod:`hcal.weighting.awa`) or fixed weights ``1/m``;
 * prediction: the nearest prototype per level (cosine) from each sample's own embedding,
   logits ``cos / tau``.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import aggregation, perturbation, prototype_loss
+from .. import aggregation, path_loss, perturbation, prototype_loss
 from ..config import Config
 from ..hierarchy import Hierarchy
 from ._base import METHODS, BackboneFactory, Encoder, Gather, HierarchicalMethod
@@ -42,11 +44,14 @@ class HCAL(HierarchicalMethod):
         mtl: bool = True,
         proto_init_std: float = 0.01,
         fa_mode: str = "means",
+        path_weight: float = 0.0,
     ) -> None:
         super().__init__(hierarchy)
         if fa_mode not in ("means", "means+samples"):
             raise ValueError(f"fa_mode must be 'means' or 'means+samples', got {fa_mode!r}")
-        self.tau, self.fa, self.mtl, self.fa_mode = tau, fa, mtl, fa_mode
+        if not 0.0 <= path_weight <= 1.0:
+            raise ValueError(f"path_weight must be in [0, 1], got {path_weight!r}")
+        self.tau, self.fa, self.mtl, self.fa_mode, self.path_weight = tau, fa, mtl, fa_mode, path_weight
         self.epsilon = epsilon if pp else 0.0
         self.encoders = nn.ModuleList(
             Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.num_levels)
@@ -54,6 +59,7 @@ class HCAL(HierarchicalMethod):
         self.prototypes = nn.ParameterList(
             nn.Parameter(torch.randn(n, embed_dim) * proto_init_std) for n in hierarchy.sizes
         )
+        self.register_buffer("leaf_paths", hierarchy.leaf_paths(), persistent=False)  # for the path term
 
     def embed(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per level (finest first) the ``(n, d)`` unit-norm embeddings; one shared tensor when ``mtl``."""
@@ -99,7 +105,12 @@ class HCAL(HierarchicalMethod):
             if self.fa_mode == "means+samples":  # hcal's own: prediction scores each sample, so train each too
                 loss = (loss + prototype_loss.prototype_infonce(f, p, y[:, k], self.tau)) / 2
             losses.append(loss)
-        return torch.stack(losses)
+        losses = torch.stack(losses)
+        if self.path_weight:  # hcal's own: mix in the loss of the path distribution consistent decoding reads
+            logits = [prototype_loss.prototype_logits(f, p, self.tau) for f, p in zip(embeds, protos)]
+            paths = path_loss.path_level_nll(logits, y, self.leaf_paths)
+            losses = (1 - self.path_weight) * losses + self.path_weight * paths
+        return losses
 
     def param_groups(self, config: Config) -> list[dict]:
         groups = [{"name": "encoder", "params": list(self.encoders.parameters()), "lr": config.lr}]
@@ -112,7 +123,9 @@ class HCAL(HierarchicalMethod):
         return ("awa", {}) if config.awa else ("equal", {"mean": True})
 
 
-_HCAL_OPTIONS = ("embed_dim", "tau", "epsilon", "pp", "awa", "mtl", "proto_init_std", "proto_lr", "proto_lr_growth")
+_HCAL_OPTIONS = (
+    "embed_dim", "tau", "epsilon", "pp", "awa", "mtl", "proto_init_std", "proto_lr", "proto_lr_growth", "path_weight"
+)
 
 
 @METHODS.register(
@@ -153,5 +166,6 @@ def _build(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config, **fa
         pp=config.pp,
         mtl=config.mtl,
         proto_init_std=config.proto_init_std,
+        path_weight=config.path_weight,
         **fa,
     )

@@ -139,7 +139,7 @@ def test_fa_means_and_samples_averages_both_terms(toy):
         classes = sorted(set(y[:, k].tolist()))
         means = torch.stack([f[y[:, k] == c].mean(0) for c in classes])
         class_mean = manual_infonce(means, protos, torch.tensor(classes), 0.1)
-        assert float(losses[k]) == pytest.approx((class_mean + per_sample) / 2, rel=1e-5)
+        assert float(losses[k].detach()) == pytest.approx((class_mean + per_sample) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="fa_mode must be"):
         _toy_hcal(toy, fa_mode="medians")
 
@@ -249,3 +249,28 @@ def test_hcal_losses_and_gradients_equal_a_loop_recomputation_in_float64(sizes):
     torch.testing.assert_close(losses, expected.detach(), rtol=1e-12, atol=1e-12)
     for a, (name, p) in zip(got, model.named_parameters()):
         torch.testing.assert_close(a, p.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("fa", [False, True])
+def test_path_weight_mixes_the_path_losses_into_every_level(toy, fa):
+    """--path-weight w (hcal's own): each level's loss is (1 - w) x the level's own loss + w x the
+    negative log of the true class's probability under the softmax over the tree's paths of the
+    summed cos/tau, here by enumerating the paths in Python."""
+    x = torch.randn(6, 4)
+    y = toy.encode_many(["x", "y", "z", "w", "x", "w"])
+    plain = _toy_hcal(toy, tau=0.1, pp=False, fa=fa).level_losses(x, y).detach()
+    model = _toy_hcal(toy, tau=0.1, pp=False, fa=fa, path_weight=0.25)
+    f = F.normalize(x, dim=1)
+    logits = [f @ F.normalize(p.detach(), dim=1).t() / 0.1 for p in model.prototypes]
+    paths = toy.leaf_paths().tolist()
+    expected = []
+    for k in range(toy.num_levels):
+        total = 0.0
+        for i in range(6):
+            scores = torch.tensor([sum(float(logits[j][i, path[j]]) for j in range(toy.num_levels)) for path in paths])
+            through = torch.tensor([path[k] == int(y[i, k]) for path in paths])
+            total += float(torch.logsumexp(scores, 0) - torch.logsumexp(scores[through], 0)) / 6
+        expected.append(0.75 * float(plain[k]) + 0.25 * total)
+    assert model.level_losses(x, y).detach().tolist() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="path_weight must be in"):
+        _toy_hcal(toy, path_weight=1.5)
