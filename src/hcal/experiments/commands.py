@@ -42,6 +42,9 @@ ABLATIONS: dict[str, dict[str, bool | str | float]] = {
     # hcal's own path term (--path-weight 0.5): on the training of hcal-ps, and on the paper's HCAL
     "MTL+PP+AWA+path(0.5)": {"mtl": True, "fa": False, "pp": True, "awa": True, "path_weight": 0.5},
     "HCAL+path(0.5)": {"mtl": True, "fa": True, "pp": True, "awa": True, "path_weight": 0.5},
+    # hcal-ps's training with one encoder per level (the capacity of the `single` baseline)
+    "single-task+PP+AWA": {"mtl": False, "fa": False, "pp": True, "awa": True},
+    "single-task+PP+AWA+path(0.5)": {"mtl": False, "fa": False, "pp": True, "awa": True, "path_weight": 0.5},
 }
 DEFAULT_ABLATIONS = list(ABLATIONS)[:8]  # the paper's eight rows, in its order
 
