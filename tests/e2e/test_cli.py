@@ -336,5 +336,6 @@ def test_recommended_config_runs_on_any_dataset(cli, tmp_path):
             "--no-progress", "--run-dir", run)
     assert r.code == 0, r
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert (saved["method"], saved["decode"], saved["dataset"]) == ("hcal-ps", "consistent", "synthetic")
+    assert (saved["method"], saved["decode"], saved["mtl"]) == ("hcal-ps", "consistent", False)
+    assert saved["dataset"] == "synthetic"
     assert json.loads((run / "metrics.json").read_text())["test/hvr"] == 0.0

@@ -143,7 +143,7 @@ def build_hcal(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config) 
 @METHODS.register(
     "hcal-ps",
     description="hcal's own: HCAL with per-sample coarse terms instead of FA's class means (recommended with "
-    "--decode consistent)",
+    "--no-mtl --decode consistent: configs/recommended.yaml)",
     reference="hcal (docs/results.md), on Jiang et al., CIKM 2025",
     options=_HCAL_OPTIONS,
     weightings=("awa", "equal"),
