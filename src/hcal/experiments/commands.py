@@ -176,26 +176,34 @@ def sweep(base: Config, param: str, values: list[float], seeds: list[int], out: 
 
 
 def plot_sweep(rows: list[dict[str, Any]], param: str, path: Path) -> None:
-    """ACC per level and HVR against the swept value, mean ± std over seeds."""
+    """ACC per level, full-path accuracy and HVR against the swept value, mean ± std over seeds.
+
+    One panel per metric, each on its own y range: differences between swept values are often
+    under a point, which a shared 0-100 % axis would hide.
+    """
     plt = pyplot()
     columns = table_columns(rows)
+    metrics = [c for c in columns if c.startswith("test/acc_l")] + ["test/full_path_acc", "test/hvr"]
+    metrics = [c for c in metrics if any(r.get(c) is not None for r in rows)]
     by_value: dict[float, list[dict[str, Any]]] = {}
     for r in rows:
         by_value.setdefault(float(r[param]), []).append(r)
     xs = sorted(by_value)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for c in [c for c in columns if c.startswith("test/acc_l")] + ["test/hvr"]:
-        stats = [summarise([{**r, "label": "x"} for r in by_value[x]], [c])[0][c] for x in xs]
-        label = "HVR" if c == "test/hvr" else "ACC$^{" + c[len("test/acc_l"):] + "}$"
-        ax.errorbar(xs, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], marker="o",
-                    linestyle="--" if c == "test/hvr" else "-", capsize=3, label=label)
-    if len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 20:
-        ax.set_xscale("log")
-    ax.set_xlabel(param)
-    ax.set_ylabel("%")
-    ax.set_title(f"test metrics against {param}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 3.2), dpi=120, sharex=True,
+                             squeeze=False)
+    for ax, c in zip(axes[0], metrics):
+        stats = [summarise([{**r, "label": "x"} for r in by_value[x]], [c])[0].get(c, (float("nan"), 0.0))
+                 for x in xs]
+        title = {"test/hvr": "HVR", "test/full_path_acc": "full path"}.get(c, "ACC$^{" + c[len("test/acc_l"):] + "}$")
+        ax.errorbar(xs, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], marker="o", capsize=3,
+                    linestyle="--" if c == "test/hvr" else "-")
+        if len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 20:
+            ax.set_xscale("log")
+        ax.set_title(f"{title} (%)", fontsize=9)
+        ax.set_xlabel(param, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"test metrics against {param} (mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
