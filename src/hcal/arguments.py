@@ -149,12 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference", metavar="FILE.csv",
                        help="print published rows beside: a CSV with 'label' and metric columns in %% "
                             "(acc_l1, acc_l2, ..., hvr, full_path_acc, hf1)")
-        p.add_argument("--also-decode", type=_names, default=[], metavar="D1,...", help="also score every run's "
-                       f"best checkpoint with: {', '.join(option_field('decode').metadata['choices'])} (extra rows)")
     swp = kinds.add_parser("sweep", help="one hyper-parameter over values (the paper's Fig. 5)")
     swp.add_argument("--param", required=True, choices=sweepable_options(), help="what to sweep")
     swp.add_argument("--values", required=True, type=_floats, metavar="V1,V2,...", help="the values")
+    _add_option(swp, "method", "the method whose option is swept (default: --config's, else hcal)")
     for p in (comp, abl, swp):
+        p.add_argument("--also-decode", type=_names, default=[], metavar="D1,...", help="also score every run's "
+                       f"best checkpoint with: {', '.join(option_field('decode').metadata['choices'])} (extra rows)")
         p.add_argument("--seeds", type=_ints, default=[0, 1, 2], metavar="S1,S2,...", help="seeds (default 0,1,2)")
         p.add_argument("--out", metavar="DIR", help="output folder (default: experiments/<kind>-<dataset>)")
         p.add_argument("--config", metavar="FILE.yaml", help="YAML of the shared options")

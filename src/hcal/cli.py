@@ -93,7 +93,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
         run_grid(config, names, args.seeds, out, paper=args.paper, reference=args.reference,
                  also_decode=tuple(args.also_decode))
     else:
-        sweep(config, args.param, args.values, args.seeds, out)
+        sweep(config, args.param, args.values, args.seeds, out, also_decode=tuple(args.also_decode))
     return 0
 
 

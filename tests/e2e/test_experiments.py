@@ -132,12 +132,17 @@ def test_ablation_runs_the_configurations(cli, tmp_path):
 
 def test_sweep_writes_csv_and_a_real_png(cli, tmp_path):
     out = tmp_path / "sw"
-    r = cli("experiment", "sweep", *TINY, "--param", "gamma", "--values", "0.1,1,5", "--seeds", "0", "--out", out)
+    r = cli("experiment", "sweep", *TINY, "--param", "gamma", "--values", "0.1,1,5", "--seeds", "0", "--out", out,
+            "--method", "hcal-ps", "--also-decode", "consistent")
     assert r.code == 0, r
     rows = _rows(out / "results.csv")
-    assert [float(x["gamma"]) for x in rows] == [0.1, 1.0, 5.0]
+    assert [(float(x["gamma"]), x["decode"]) for x in rows] == [
+        (g, d) for g in (0.1, 1.0, 5.0) for d in ("nearest", "consistent")]
+    assert all(float(x["test/hvr"]) == 0.0 for x in rows if x["decode"] == "consistent")
+    assert "method hcal-ps" in (out / "results.md").read_text()
 
-    assert yaml.safe_load((out / "runs" / "gamma=5-seed0" / "config.yaml").read_text())["gamma"] == 5.0
+    run_config = yaml.safe_load((out / "runs" / "gamma=5-seed0" / "config.yaml").read_text())
+    assert (run_config["gamma"], run_config["method"]) == (5.0, "hcal-ps")
     with Image.open(out / "sweep_gamma.png") as img:
         assert img.format == "PNG" and img.size[0] >= 400 and img.size[1] >= 300
         assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3),

@@ -156,22 +156,25 @@ def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo
 
 
 def sweep(base: Config, param: str, values: list[float], seeds: list[int], out: Path,
-          echo: Callable[[str], None] = print):
-    """One hyper-parameter over values (the paper's Fig. 5): CSV, table and a PNG line plot."""
+          echo: Callable[[str], None] = print, also_decode: tuple[str, ...] = ()):
+    """One hyper-parameter over values (the paper's Fig. 5): CSV, table and a PNG line plot.
+
+    ``also_decode``: decodings each run's best checkpoint is also scored with (extra rows and lines)."""
     if param not in sweepable_options():
         raise ConfigError(f"--param: cannot sweep {param!r}; choose one of: {', '.join(sweepable_options())}")
     if not values:
         raise ConfigError("--values: give at least one value, e.g. --values 0.1,0.5,1")
     for v in values:
         check_option(param, float(v), f"--values ({param})")
+    _check_decodings(also_decode)
     seeds = _seeds(seeds)
     started = time.perf_counter()
     specs = [RunSpec(f"{param}={v:g}", s, {param: float(v)}, {param: float(v)}) for v in values for s in seeds]
-    rows = run_grid(base, specs, out, f"sweep-{param}", echo)
+    rows = run_grid(base, specs, out, f"sweep-{param}", echo, also_decode)
     png = out / f"sweep_{param}.png"
     plot_sweep(rows, param, png)
-    _finish(out, f"Sweep of {param} (paper Fig. 5 protocol)", param, base, seeds, rows, started, None,
-            f"![{param} sweep]({png.name})", echo)
+    _finish(out, f"Sweep of {param} (paper Fig. 5 protocol; method {base.method})", param, base, seeds, rows,
+            started, None, _join(f"![{param} sweep]({png.name})", _decode_note(base, also_decode)), echo)
     return rows
 
 
@@ -185,24 +188,28 @@ def plot_sweep(rows: list[dict[str, Any]], param: str, path: Path) -> None:
     columns = table_columns(rows)
     metrics = [c for c in columns if c.startswith("test/acc_l")] + ["test/full_path_acc", "test/hvr"]
     metrics = [c for c in metrics if any(r.get(c) is not None for r in rows)]
-    by_value: dict[float, list[dict[str, Any]]] = {}
+    by_decode: dict[str, dict[float, list[dict[str, Any]]]] = {}
     for r in rows:
-        by_value.setdefault(float(r[param]), []).append(r)
-    xs = sorted(by_value)
+        by_decode.setdefault(str(r.get("decode")), {}).setdefault(float(r[param]), []).append(r)
     fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 3.2), dpi=120, sharex=True,
                              squeeze=False)
+    xs_all = sorted({x for by_value in by_decode.values() for x in by_value})
     for ax, c in zip(axes[0], metrics):
-        stats = [summarise([{**r, "label": "x"} for r in by_value[x]], [c])[0].get(c, (float("nan"), 0.0))
-                 for x in xs]
+        for decode, by_value in by_decode.items():
+            xs = sorted(by_value)
+            stats = [summarise([{**r, "label": "x"} for r in by_value[x]], [c])[0].get(c, (float("nan"), 0.0))
+                     for x in xs]
+            ax.errorbar(xs, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], marker="o", capsize=3,
+                        linestyle="--" if c == "test/hvr" else "-", label=f"{decode} decoding")
         title = {"test/hvr": "HVR", "test/full_path_acc": "full path"}.get(c, "ACC$^{" + c[len("test/acc_l"):] + "}$")
-        ax.errorbar(xs, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], marker="o", capsize=3,
-                    linestyle="--" if c == "test/hvr" else "-")
-        if len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 20:
+        if len(xs_all) > 1 and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 20:
             ax.set_xscale("log")
         ax.set_title(f"{title} (%)", fontsize=9)
         ax.set_xlabel(param, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
+    if len(by_decode) > 1:
+        axes[0][0].legend(fontsize=7)
     fig.suptitle(f"test metrics against {param} (mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
