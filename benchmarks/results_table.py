@@ -8,6 +8,11 @@ and ``metrics-consistent.json`` (written by ``--also-decode consistent``), and e
 ``results.csv`` of ``benchmarks/anchors.py``. Rows are sorted by full-path accuracy; the best one
 is bold. ``train s``: mean training seconds per run from ``run.json`` (anchors: fitting with the
 search over C), as measured on whatever else the machine was doing.
+
+``val Δ`` says whether the runs had converged: per run, the validation full-path accuracy (the
+run's own decoding, from its per-epoch CSV log) averaged over the last ``k`` epochs minus the
+average over the ``k`` epochs before them, ``k = max(1, epochs // 4)``; in points, mean over the
+row's runs. Near 0: the curve is flat at the end; clearly positive: still rising.
 """
 
 from __future__ import annotations
@@ -33,16 +38,37 @@ def collect(grids: list[Path], anchors: list[Path], only: set[str]) -> dict[tupl
                 continue
             info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
             own = info.get("config", {}).get("decode") or _config_decode(run)
+            trend = val_trend(run)
             for file, decoding in DECODED:
                 if (run / file).is_file():
                     metrics = json.loads((run / file).read_text())
-                    rows[(name, decoding or own)].append({**metrics, "seconds": info.get("train_seconds")})
+                    rows[(name, decoding or own)].append({**metrics, "seconds": info.get("train_seconds"),
+                                                          "trend": trend})
     for path in anchors:
         with open(path, newline="") as fh:
             for row in csv.DictReader(fh):
                 rows[(f"{row['label']} (anchor)", "—")].append(
-                    {**{k: float(row[k]) for k in KEYS}, "seconds": float(row["train_seconds"])})
+                    {**{k: float(row[k]) for k in KEYS}, "seconds": float(row["train_seconds"]), "trend": None})
     return rows
+
+
+def val_trend(run: Path, metric: str = "val/full_path_acc") -> float | None:
+    """Last ``k`` epochs' mean of ``metric`` minus the ``k`` before them, in points (None: too few epochs).
+
+    Reads the run's per-epoch CSV logs: ``logs/csv/**/metrics.csv`` in a run folder, or the
+    ``metrics-epochs-*.csv`` copies in benchmarks/results; a resumed run's later logs win."""
+    files = sorted(run.glob("logs/csv/**/metrics.csv")) or sorted(run.glob("metrics-epochs-*.csv"))
+    by_epoch: dict[int, float] = {}
+    for path in files:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get(metric):
+                    by_epoch[int(row["epoch"])] = float(row[metric])
+    values = [by_epoch[e] for e in sorted(by_epoch)]
+    k = max(1, len(values) // 4)
+    if len(values) < 2 * k or len(values) < 2:
+        return None
+    return 100 * (statistics.fmean(values[-k:]) - statistics.fmean(values[-2 * k:-k]))
 
 
 def _config_decode(run: Path) -> str:
@@ -59,8 +85,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def table(rows: dict[tuple[str, str], list[dict]]) -> str:
     full_path = {k: _mean_std([100 * r["test/full_path_acc"] for r in v])[0] for k, v in rows.items()}
     best = max(full_path.values())
-    lines = ["| method | decoding | seeds | ACC^1 | ACC^2 | ACC^3 | HVR ↓ | full path | hF1 | train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| method | decoding | seeds | ACC^1 | ACC^2 | ACC^3 | HVR ↓ | full path | hF1 | train s | val Δ |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key in sorted(rows, key=lambda k: -full_path[k]):
         cells = []
         for metric in KEYS:
@@ -69,7 +95,9 @@ def table(rows: dict[tuple[str, str], list[dict]]) -> str:
             cells.append(f"**{text}**" if metric == "test/full_path_acc" and full_path[key] == best else text)
         seconds = [r["seconds"] for r in rows[key] if r["seconds"] is not None]
         spent = f"{statistics.fmean(seconds):.0f}" if seconds else "–"
-        lines.append(f"| {key[0]} | {key[1]} | {len(rows[key])} | {' | '.join(cells)} | {spent} |")
+        trends = [r["trend"] for r in rows[key] if r.get("trend") is not None]
+        trend = f"{statistics.fmean(trends):+.2f}" if trends else "–"
+        lines.append(f"| {key[0]} | {key[1]} | {len(rows[key])} | {' | '.join(cells)} | {spent} | {trend} |")
     return "\n".join(lines)
 
 

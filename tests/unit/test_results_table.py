@@ -1,0 +1,55 @@
+"""benchmarks/results_table.py's convergence column, on hand-written per-epoch logs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def results_table():
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "benchmarks" / "results_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _log(path: Path, epochs: dict[int, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["epoch,step,train/loss_step,val/full_path_acc"]
+    for e, v in epochs.items():
+        lines += [f"{e},{10 * e + 5},0.5,", f"{e},{10 * e + 9},,{v}"]  # a training row, then the validation row
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_trend_is_last_quarter_minus_the_quarter_before_in_points(results_table, tmp_path):
+    run = tmp_path / "ew-seed0"
+    _log(run / "logs" / "csv" / "version_0" / "metrics.csv", {e: 0.1 * (e + 1) for e in range(8)})
+    # k = 8 // 4 = 2: mean(0.7, 0.8) - mean(0.5, 0.6) = 0.2 -> +20 points
+    assert results_table.val_trend(run) == pytest.approx(20.0)
+
+
+def test_resumed_logs_override_earlier_epochs_and_short_runs_have_no_trend(results_table, tmp_path):
+    run = tmp_path / "copied"
+    _log(run / "metrics-epochs-1.csv", {0: 0.5, 1: 0.9, 2: 0.9})
+    _log(run / "metrics-epochs-2.csv", {1: 0.6, 2: 0.6, 3: 0.6, 4: 0.62})  # after a resume from epoch 1
+    # epochs 0-4 = 0.5, 0.6, 0.6, 0.6, 0.62; k = 1: 0.62 - 0.6
+    assert results_table.val_trend(run) == pytest.approx(2.0)
+    single = tmp_path / "one-epoch"
+    _log(single / "metrics-epochs-1.csv", {0: 0.5})
+    assert results_table.val_trend(single) is None
+
+
+def test_table_prints_the_mean_trend_of_each_row(results_table, tmp_path):
+    for seed, slope in ((0, 0.01), (1, 0.03)):
+        run = tmp_path / "grid" / "runs" / f"ew-seed{seed}"
+        _log(run / "metrics-epochs-1.csv", {e: 0.5 + slope * e for e in range(4)})  # k = 1: +1 and +3 points
+        metrics = {k: 0.5 for k in results_table.KEYS}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        (run / "config.yaml").write_text("decode: nearest\n")
+    text = results_table.table(results_table.collect([tmp_path / "grid"], [], set()))
+    assert text.splitlines()[0].endswith("| train s | val Δ |")
+    assert text.splitlines()[2].endswith("| – | +2.00 |")  # no run.json: no seconds; mean of +1 and +3
