@@ -84,6 +84,19 @@ def check_config(config: Config) -> None:
     check_dataset_args(config.dataset, config.dataset_args)  # also: the dataset is registered
     check_monitor(config.monitor)
     _check_method_options(config)
+    _check_awa_options(config)
+
+
+def _check_awa_options(config: Config) -> None:
+    """AWA's own options (``--gamma``, ``--awa-total``) mean nothing with ``--no-awa``: refused, not ignored."""
+    if config.awa or "awa" not in method_weightings(config.method):
+        return
+    set_ = [n for n in WEIGHTINGS.get("awa").extra.get("options", {}).values()
+            if getattr(config, n) != option_field(n).default]
+    if set_:
+        flags = ", ".join(f"{flag(n)} {getattr(config, n)}" for n in set_)
+        raise ConfigError(f"{flags}: AWA's option{'s' if len(set_) > 1 else ''}, but --no-awa switches AWA off "
+                          "(fixed weights 1/m); drop one of them")
 
 
 def _check_shared_parameters(config: Config) -> None:

@@ -11,11 +11,12 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from ..config import Config, check_option, sweepable_options
+from ..config import Config, check_option, option_field, sweepable_options
 from ..decoding import DECODINGS
 from ..engine.rundir import CONFIG_FILE
 from ..errors import ConfigError
 from ..plots import pyplot
+from ..weighting import WEIGHTINGS
 from .grid import RunSpec, run_grid
 from .paper import load_reference, paper_rows
 from .tables import markdown_table, summarise, table_columns
@@ -45,6 +46,9 @@ ABLATIONS: dict[str, dict[str, bool | str | float]] = {
     # hcal-ps's training with one encoder per level (the capacity of the `single` baseline)
     "single-task+PP+AWA": {"mtl": False, "fa": False, "pp": True, "awa": True},
     "single-task+PP+AWA+path(0.5)": {"mtl": False, "fa": False, "pp": True, "awa": True, "path_weight": 0.5},
+    # hcal's own AWA weights x m (--awa-total levels), shared encoder and one encoder per level
+    "MTL+PP+AWA(levels)": {"mtl": True, "fa": False, "pp": True, "awa": True, "awa_total": "levels"},
+    "single-task+PP+AWA(levels)": {"mtl": False, "fa": False, "pp": True, "awa": True, "awa_total": "levels"},
 }
 DEFAULT_ABLATIONS = list(ABLATIONS)[:8]  # the paper's eight rows, in its order
 
@@ -147,12 +151,21 @@ def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo
     seeds = _seeds(seeds)
     references, note = _references(paper, reference, base, "ablation")
     started = time.perf_counter()
-    specs = [RunSpec(c, s, {"method": "hcal", **ABLATIONS[c]}) for c in configs for s in seeds]
+    specs = [RunSpec(c, s, {"method": "hcal", **ABLATIONS[c], **_awa_off(base, ABLATIONS[c])})
+             for c in configs for s in seeds]
     rows = run_grid(base.replace(method="hcal"), specs, out, "ablation", echo, also_decode)
     note = _join(note, _decode_note(base, also_decode))
     _finish(out, "Ablation (paper Table 2 protocol)", "configuration", base.replace(method="hcal"), seeds, rows,
             started, references, note, echo)
     return rows
+
+
+def _awa_off(base: Config, row: dict) -> dict:
+    """A row with AWA off takes AWA's options (``--gamma``, ``--awa-total``) back to their defaults:
+    given to the whole grid, they apply to its AWA rows."""
+    if row.get("awa", base.awa):
+        return {}
+    return {name: option_field(name).default for name in WEIGHTINGS.get("awa").extra.get("options", {}).values()}
 
 
 def sweep(base: Config, param: str, values: list[float], seeds: list[int], out: Path,
