@@ -361,7 +361,8 @@ def test_fit_with_awa_total_levels_trains_with_weights_summing_to_m(cli, tmp_pat
     assert yaml.safe_load((tmp_path / "on" / "config.yaml").read_text())["awa_total"] == "levels"
     sums.clear()
     assert cli(*common, "--run-dir", tmp_path / "off").code == 0 and all(abs(s - 1.0) < 1e-5 for s in sums)
-    for extra, fragment in ((("--awa-total", "two"), "--awa-total"), (("--awa-total", "levels", "--no-awa"), "--no-awa"),
-                            (("--awa-total", "levels", "--method", "ew", "--mtl"), "applies to hcal, hcal-ps")):
+    refused = ((("--awa-total", "two"), "--awa-total"), (("--awa-total", "levels", "--no-awa"), "--no-awa"),
+               (("--awa-total", "levels", "--method", "ew", "--mtl"), "applies to hcal, hcal-ps"))
+    for extra, fragment in refused:
         bad = cli(*common, *extra, "--run-dir", tmp_path / "bad")
         assert bad.code == 2 and fragment in bad.err and "Traceback" not in bad.err, (extra, bad)
