@@ -88,7 +88,7 @@ def check_config(config: Config) -> None:
 
 
 def _check_awa_options(config: Config) -> None:
-    """AWA's own options (``--gamma``, ``--awa-total``) mean nothing with ``--no-awa``: refused, not ignored."""
+    """AWA's own options (``--gamma``) mean nothing with ``--no-awa``: refused, not ignored."""
     if config.awa or "awa" not in method_weightings(config.method):
         return
     set_ = [n for n in WEIGHTINGS.get("awa").extra.get("options", {}).values()

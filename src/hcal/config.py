@@ -77,10 +77,6 @@ class Config:
     pp: bool = _opt(True, "prototype perturbation (off: eps = 0)", kind=bool)
     awa: bool = _opt(
         True, "adaptive weight adjustment (off: fixed weights 1/m per level, the paper's ablation)", kind=bool)
-    awa_total: str = _opt(
-        "one", "what AWA's level weights sum to: one (the paper: a softmax), or levels (hcal's own: the softmax x m, "
-        "weights averaging 1 like the cross-entropy baselines' sum of level losses)", choices=("one", "levels"),
-        kind=str)
     mtl: bool = _opt(True, "one shared encoder for all levels (off: an independent model per level)", kind=bool)
     proto_init_std: float = _opt(
         0.01, "standard deviation of the prototypes' normal initialisation (the authors' code: 0.01)",

@@ -340,29 +340,3 @@ def test_recommended_config_runs_on_any_dataset(cli, tmp_path):
     assert saved["dataset"] == "synthetic"
     assert json.loads((run / "metrics.json").read_text())["test/hvr"] == 0.0
 
-
-def test_fit_with_awa_total_levels_trains_with_weights_summing_to_m(cli, tmp_path, monkeypatch):
-    """--awa-total levels (hcal's own) reaches training: AWA's weights sum to m = 3 at every step
-    (1 without it); it needs AWA, and only the prototype methods read it."""
-    sums: list[float] = []
-    awa_forward = AdaptiveWeightAdjustment.forward
-
-    def recorded(self, losses):
-        total, weights = awa_forward(self, losses)
-        sums.append(float(weights.sum()))
-        return total, weights
-
-    monkeypatch.setattr(AdaptiveWeightAdjustment, "forward", recorded)
-    common = ("fit", "--dataset", "synthetic", "--method", "hcal-ps", "--no-mtl", "--epochs", "1",
-              "--limit-batches", "2", "--no-progress")
-    r = cli(*common, "--awa-total", "levels", "--run-dir", tmp_path / "on")
-    assert r.code == 0, r
-    assert len(sums) >= 2 and all(abs(s - 3.0) < 1e-5 for s in sums)
-    assert yaml.safe_load((tmp_path / "on" / "config.yaml").read_text())["awa_total"] == "levels"
-    sums.clear()
-    assert cli(*common, "--run-dir", tmp_path / "off").code == 0 and all(abs(s - 1.0) < 1e-5 for s in sums)
-    refused = ((("--awa-total", "two"), "--awa-total"), (("--awa-total", "levels", "--no-awa"), "--no-awa"),
-               (("--awa-total", "levels", "--method", "ew", "--mtl"), "applies to hcal, hcal-ps"))
-    for extra, fragment in refused:
-        bad = cli(*common, *extra, "--run-dir", tmp_path / "bad")
-        assert bad.code == 2 and fragment in bad.err and "Traceback" not in bad.err, (extra, bad)

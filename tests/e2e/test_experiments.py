@@ -114,8 +114,7 @@ def test_reference_csv_errors_name_the_file_line_and_value(cli, tmp_path):
 
 def test_ablation_runs_the_configurations(cli, tmp_path):
     out = tmp_path / "abl"
-    labels = ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)", "MTL+PP+AWA+path(0.5)",
-              "single-task+PP+AWA(levels)"]
+    labels = ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)", "MTL+PP+AWA+path(0.5)"]
     r = cli("experiment", "ablation", *TINY, "--configs", ",".join(labels), "--seeds", "0", "--out", out,
             "--gamma", "1.0")
     assert r.code == 0, r
@@ -126,8 +125,6 @@ def test_ablation_runs_the_configurations(cli, tmp_path):
         return yaml.safe_load((out / "runs" / f"{label}-seed0" / "config.yaml").read_text())
     path_row = run_config("MTL+PP+AWA+path(0.5)")
     assert (path_row["fa"], path_row["path_weight"]) == (False, 0.5)  # hcal's own rows reach the fit
-    levels_row = run_config("single-task+PP+AWA(levels)")
-    assert (levels_row["mtl"], levels_row["awa_total"], levels_row["gamma"]) == (False, "levels", 1.0)
     # --gamma is AWA's: the rows with AWA get it, the rows without keep the default (no refusal)
     assert (run_config("HCAL (MTL+FA+PP+AWA)")["gamma"], run_config("MTL")["gamma"]) == (1.0, 0.5)
 

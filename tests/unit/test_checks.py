@@ -45,8 +45,6 @@ REFUSED += [
     ({"method": "hcal-ps", "fa_mode": "means+samples"}, ["--fa-mode", "hcal-ps"]),
     ({"method": "ew", "fa_mode": "means+samples"}, ["--fa-mode", "ew"]),
     ({"method": "cmt", "path_weight": 0.5}, ["--path-weight", "cmt", "applies to hcal, hcal-ps"]),
-    ({"method": "ew", "awa_total": "levels"}, ["--awa-total", "ew", "applies to hcal, hcal-ps"]),
-    ({"method": "hcal-ps", "awa": False, "awa_total": "levels"}, ["--awa-total levels", "--no-awa"]),
     ({"method": "hcal", "awa": False, "gamma": 1.0}, ["--gamma 1.0", "AWA's option", "--no-awa"]),
 ]
 ACCEPTED = [
@@ -54,7 +52,7 @@ ACCEPTED = [
     {"method": "hcal-ps", "path_weight": 0.5},
     {"method": "hcal", "path_weight": 1.0},
     {"method": "hcal-ps", "tau": 0.2, "awa": False},
-    {"method": "hcal-ps", "mtl": False, "awa_total": "levels"},
+    {"method": "hcal-ps", "mtl": False, "gamma": 1.0},
     {"method": "hcal", "gamma": 1.0, "fa": False, "tau": 0.2, "embed_dim": 8},
     {"method": "ew", "tau": 0.1},  # the default value is no choice of the user
     {"method": "cagrad", "cagrad_c": 0.3},

@@ -46,9 +46,6 @@ ABLATIONS: dict[str, dict[str, bool | str | float]] = {
     # hcal-ps's training with one encoder per level (the capacity of the `single` baseline)
     "single-task+PP+AWA": {"mtl": False, "fa": False, "pp": True, "awa": True},
     "single-task+PP+AWA+path(0.5)": {"mtl": False, "fa": False, "pp": True, "awa": True, "path_weight": 0.5},
-    # hcal's own AWA weights x m (--awa-total levels), shared encoder and one encoder per level
-    "MTL+PP+AWA(levels)": {"mtl": True, "fa": False, "pp": True, "awa": True, "awa_total": "levels"},
-    "single-task+PP+AWA(levels)": {"mtl": False, "fa": False, "pp": True, "awa": True, "awa_total": "levels"},
 }
 DEFAULT_ABLATIONS = list(ABLATIONS)[:8]  # the paper's eight rows, in its order
 
@@ -161,7 +158,7 @@ def ablation(base: Config, configs: list[str], seeds: list[int], out: Path, echo
 
 
 def _awa_off(base: Config, row: dict) -> dict:
-    """A row with AWA off takes AWA's options (``--gamma``, ``--awa-total``) back to their defaults:
+    """A row with AWA off takes AWA's options (``--gamma``) back to their defaults:
     given to the whole grid, they apply to its AWA rows."""
     if row.get("awa", base.awa):
         return {}
