@@ -65,9 +65,9 @@ def val_trend(run: Path, metric: str = "val/full_path_acc") -> float | None:
                 if row.get(metric):
                     by_epoch[int(row["epoch"])] = float(row[metric])
     values = [by_epoch[e] for e in sorted(by_epoch)]
-    k = max(1, len(values) // 4)
-    if len(values) < 2 * k or len(values) < 2:
+    if len(values) < 2:
         return None
+    k = max(1, len(values) // 4)  # 2 k <= len(values) from 2 epochs on
     return 100 * (statistics.fmean(values[-k:]) - statistics.fmean(values[-2 * k:-k]))
 
 

@@ -20,7 +20,7 @@ from .metrics import metric_names
 from .weighting import WEIGHTINGS
 from .weighting._base import GradientWeighting
 
-__all__ = ["check_config", "check_monitor", "method_options"]
+__all__ = ["check_config", "check_monitor", "method_options", "weighting_options"]
 
 
 def method_weightings(method: str) -> tuple[str, ...]:
@@ -28,11 +28,16 @@ def method_weightings(method: str) -> tuple[str, ...]:
     return tuple(METHODS.get(method).extra.get("weightings", ("equal",)))
 
 
+def weighting_options(name: str) -> set[str]:
+    """The Config fields weighting ``name`` reads (e.g. AWA's ``gamma``)."""
+    return set(WEIGHTINGS.get(name).extra.get("options", {}).values())
+
+
 def method_options(method: str) -> set[str]:
     """The Config fields method ``method`` reads beyond the shared ones: its own and its weightings'."""
     own = set(METHODS.get(method).extra.get("options", ()))
     for name in method_weightings(method):
-        own |= set(WEIGHTINGS.get(name).extra.get("options", {}).values())
+        own |= weighting_options(name)
     return own
 
 
@@ -91,8 +96,7 @@ def _check_awa_options(config: Config) -> None:
     """AWA's own options (``--gamma``) mean nothing with ``--no-awa``: refused, not ignored."""
     if config.awa or "awa" not in method_weightings(config.method):
         return
-    set_ = [n for n in WEIGHTINGS.get("awa").extra.get("options", {}).values()
-            if getattr(config, n) != option_field(n).default]
+    set_ = [n for n in sorted(weighting_options("awa")) if getattr(config, n) != option_field(n).default]
     if set_:
         flags = ", ".join(f"{flag(n)} {getattr(config, n)}" for n in set_)
         raise ConfigError(f"{flags}: AWA's option{'s' if len(set_) > 1 else ''}, but --no-awa switches AWA off "

@@ -11,12 +11,12 @@ from typing import Any, Callable
 import torch
 import yaml
 
+from ..checks import weighting_options
 from ..config import Config, check_option, option_field, sweepable_options
 from ..decoding import DECODINGS
 from ..engine.rundir import CONFIG_FILE
 from ..errors import ConfigError
 from ..plots import pyplot
-from ..weighting import WEIGHTINGS
 from .grid import RunSpec, run_grid
 from .paper import load_reference, paper_rows
 from .tables import markdown_table, summarise, table_columns
@@ -162,7 +162,7 @@ def _awa_off(base: Config, row: dict) -> dict:
     given to the whole grid, they apply to its AWA rows."""
     if row.get("awa", base.awa):
         return {}
-    return {name: option_field(name).default for name in WEIGHTINGS.get("awa").extra.get("options", {}).values()}
+    return {name: option_field(name).default for name in weighting_options("awa")}
 
 
 def sweep(base: Config, param: str, values: list[float], seeds: list[int], out: Path,
@@ -204,6 +204,7 @@ def plot_sweep(rows: list[dict[str, Any]], param: str, path: Path) -> None:
     fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 3.2), dpi=120, sharex=True,
                              squeeze=False)
     xs_all = sorted({x for by_value in by_decode.values() for x in by_value})
+    log_x = len(xs_all) > 1 and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 20
     for ax, c in zip(axes[0], metrics):
         for decode, by_value in by_decode.items():
             xs = sorted(by_value)
@@ -212,7 +213,7 @@ def plot_sweep(rows: list[dict[str, Any]], param: str, path: Path) -> None:
             ax.errorbar(xs, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], marker="o", capsize=3,
                         linestyle="--" if c == "test/hvr" else "-", label=f"{decode} decoding")
         title = {"test/hvr": "HVR", "test/full_path_acc": "full path"}.get(c, "ACC$^{" + c[len("test/acc_l"):] + "}$")
-        if len(xs_all) > 1 and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 20:
+        if log_x:
             ax.set_xscale("log")
         ax.set_title(f"{title} (%)", fontsize=9)
         ax.set_xlabel(param, fontsize=8)
