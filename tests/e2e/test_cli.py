@@ -4,6 +4,7 @@ import csv
 import errno
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,7 @@ def test_resume_with_more_epochs_extends_a_finished_run(cli, tmp_path):
     run_dir = tmp_path / "run"
     first = [*FAST, "--epochs", "1", "--limit-batches", "3", "--deterministic", "--run-dir", run_dir]
     assert cli("fit", *first).code == 0
+    shutil.copytree(run_dir, tmp_path / "moved")  # a user moves (or copies) a run, then extends it there
     r = cli("fit", "--resume", run_dir, "--epochs", "2", "--no-progress")
     assert r.code == 0, r
     assert "epoch 2/2:" in r.out and "epoch 1/2" not in r.out  # the new epoch only
@@ -213,6 +215,10 @@ def test_resume_with_more_epochs_extends_a_finished_run(cli, tmp_path):
     # with the constant learning rate, the extended run is the run of 2 epochs from the start
     assert cli("fit", *first[:-1], tmp_path / "direct", "--epochs", "2").code == 0
     assert (run_dir / "metrics.json").read_text() == (tmp_path / "direct" / "metrics.json").read_text()
+    assert cli("fit", "--resume", tmp_path / "moved", "--epochs", "2").code == 0
+    assert (tmp_path / "moved" / "metrics.json").read_text() == (run_dir / "metrics.json").read_text()
+    best = Path(json.loads((tmp_path / "moved" / "run.json").read_text())["best_checkpoint"])
+    assert best.parent == tmp_path / "moved" / "checkpoints" and best.is_file()
     epochs = {row["epoch"] for row in csv.DictReader(open(run_dir / "logs" / "csv" / "metrics.csv"))
               if row["val/acc_l1"]}
     assert epochs == {"0", "1"}  # the first session's log is kept

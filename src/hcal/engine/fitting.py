@@ -127,6 +127,26 @@ def fit(config: Config, *, resume: str | Path | None = None, overwrite: bool = F
             run.release()
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint that follows its run directory when the run was moved or copied before a resume.
+
+    Lightning keeps the best score only if the checkpoint folder has not changed since the checkpoint was
+    written; otherwise the resumed run would forget epochs before the move (its first new epoch becomes "best")
+    and test a best checkpoint in the old folder. Here the saved paths are moved onto the current folder first.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old, new = state_dict.get("dirpath"), self.dirpath
+        if old and new and old != new:
+            def moved(path):
+                return str(Path(new) / Path(path).name) if path and Path(path).parent == Path(old) else path
+            state_dict = dict(state_dict, dirpath=new, best_model_path=moved(state_dict.get("best_model_path")),
+                              kth_best_model_path=moved(state_dict.get("kth_best_model_path")),
+                              last_model_path=moved(state_dict.get("last_model_path")),
+                              best_k_models={moved(k): v for k, v in state_dict.get("best_k_models", {}).items()})
+        super().load_state_dict(state_dict)
+
+
 def _train(config: Config, bundle: DataBundle, module: HierarchicalModule, run_dir: Path, last: Path | None,
            run: RunDirectory | None, main: bool, echo, phase: list[str], session: dict[str, Any]) -> FitResult:
     if augment_on_device(config):
@@ -134,11 +154,11 @@ def _train(config: Config, bundle: DataBundle, module: HierarchicalModule, run_d
     data = HierarchicalDataModule(bundle, config.batch_size, config.num_workers, config.seed)
     # Two callbacks: Lightning >= 2.5 refreshes save_last only when a top-k checkpoint was saved,
     # but resuming needs the latest epoch every time.
-    checkpoints = ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename=BEST.removesuffix(".ckpt"),
+    checkpoints = RunCheckpoint(dirpath=run_dir / CHECKPOINTS, filename=BEST.removesuffix(".ckpt"),
                                   monitor=config.monitor, mode=monitor_mode(config.monitor), save_top_k=1,
                                   enable_version_counter=False, auto_insert_metric_name=False)
-    latest = ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename=LAST.removesuffix(".ckpt"), monitor=None,
-                             save_top_k=1, enable_version_counter=False)
+    latest = RunCheckpoint(dirpath=run_dir / CHECKPOINTS, filename=LAST.removesuffix(".ckpt"), monitor=None,
+                           save_top_k=1, enable_version_counter=False)
     clock = TrainingClock()
     keys = tuple(dict.fromkeys([config.monitor, "val/acc_l1", "val/hvr"]))
     callbacks = [checkpoints, latest, RngStateCallback(), InitCheckpoint(run_dir / CHECKPOINTS / INIT), clock,
