@@ -1,6 +1,8 @@
 """The paper's experiments as commands, on `synthetic` with tiny budgets."""
 
 import csv
+import json
+import os
 import re
 import statistics
 import subprocess
@@ -226,6 +228,13 @@ def test_compare_also_scores_each_checkpoint_with_consistent_decoding(cli, tmp_p
     again = cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
                 "--also-decode", "consistent")
     assert again.code == 0 and scored.stat().st_mtime == mtime  # scored once, then read back
+    # the run trained on since (fit --resume --epochs N rewrites metrics.json): the old score is stale, so it is redone
+    result = out / "runs" / "hcal-ps-seed0" / "metrics.json"
+    os.utime(result, (mtime + 60, mtime + 60))
+    scored.write_text(scored.read_text().replace('"test/hvr": 0.0', '"test/hvr": 0.5'))
+    assert cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
+               "--also-decode", "consistent").code == 0
+    assert json.loads(scored.read_text())["test/hvr"] == 0.0 and scored.stat().st_mtime > mtime
     bad = cli("experiment", "compare", *TINY, "--also-decode", "fancy", "--out", tmp_path / "bad")
     assert bad.code == 2 and "--also-decode: unknown decoding 'fancy'" in bad.err and not (tmp_path / "bad").exists()
 
