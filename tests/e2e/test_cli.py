@@ -212,6 +212,7 @@ def test_resume_with_more_epochs_extends_a_finished_run(cli, tmp_path):
         (f"hcal fit {' '.join(map(str, first))}", 1), (f"hcal fit --resume {run_dir} --epochs 2 --no-progress", 2)]
     assert info["train_seconds"] >= info["history"][1]["train_seconds"] and info["sessions"] == 2
     assert "over 2 sessions" in r.out
+    assert "callbacks used to create the checkpoint" not in r.err  # Lightning found the checkpoint callbacks' state
     # with the constant learning rate, the extended run is the run of 2 epochs from the start
     assert cli("fit", *first[:-1], tmp_path / "direct", "--epochs", "2").code == 0
     assert (run_dir / "metrics.json").read_text() == (tmp_path / "direct" / "metrics.json").read_text()

@@ -135,6 +135,10 @@ class RunCheckpoint(ModelCheckpoint):
     and test a best checkpoint in the old folder. Here the saved paths are moved onto the current folder first.
     """
 
+    @property
+    def state_key(self) -> str:  # ModelCheckpoint's: checkpoints written before this class still find their state
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old, new = state_dict.get("dirpath"), self.dirpath
         if old and new and old != new:

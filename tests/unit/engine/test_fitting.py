@@ -4,6 +4,8 @@ from pathlib import Path
 
 import torch
 
+from lightning.pytorch.callbacks import ModelCheckpoint
+
 from hcal.engine.fitting import RunCheckpoint
 
 
@@ -36,3 +38,13 @@ def test_a_run_in_place_loads_as_lightning_does(tmp_path):
     again.load_state_dict(state)
     assert again.best_model_path == state["best_model_path"] and again.best_k_models == state["best_k_models"]
     assert float(again.best_model_score) == float(torch.tensor(0.9))
+
+
+def test_checkpoints_written_by_lightnings_class_find_their_state(tmp_path):
+    """Lightning files a callback's state under its state_key, which names the class: RunCheckpoint keeps
+    ModelCheckpoint's key, or resuming a run saved before it (or saved by it, read by ModelCheckpoint) loses the
+    best score without an error."""
+    kwargs = dict(dirpath=tmp_path, filename="best", monitor="val/acc_l1", mode="max", save_top_k=1)
+    assert RunCheckpoint(**kwargs).state_key == ModelCheckpoint(**kwargs).state_key
+    latest = dict(dirpath=tmp_path, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+    assert RunCheckpoint(**latest).state_key == ModelCheckpoint(**latest).state_key
