@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import torch
-
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from hcal.engine.fitting import RunCheckpoint
