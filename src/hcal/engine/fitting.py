@@ -159,8 +159,8 @@ def _train(config: Config, bundle: DataBundle, module: HierarchicalModule, run_d
     # Two callbacks: Lightning >= 2.5 refreshes save_last only when a top-k checkpoint was saved,
     # but resuming needs the latest epoch every time.
     checkpoints = RunCheckpoint(dirpath=run_dir / CHECKPOINTS, filename=BEST.removesuffix(".ckpt"),
-                                  monitor=config.monitor, mode=monitor_mode(config.monitor), save_top_k=1,
-                                  enable_version_counter=False, auto_insert_metric_name=False)
+                                monitor=config.monitor, mode=monitor_mode(config.monitor), save_top_k=1,
+                                enable_version_counter=False, auto_insert_metric_name=False)
     latest = RunCheckpoint(dirpath=run_dir / CHECKPOINTS, filename=LAST.removesuffix(".ckpt"), monitor=None,
                            save_top_k=1, enable_version_counter=False)
     clock = TrainingClock()
