@@ -9,6 +9,10 @@ and ``metrics-consistent.json`` (written by ``--also-decode consistent``), and e
 is bold. ``train s``: mean training seconds per run from ``run.json`` (anchors: fitting with the
 search over C), as measured on whatever else the machine was doing.
 
+``--docs FILE`` checks (``--write``: rewrites) every table of a markdown page that follows a line
+``<!-- results_table: ARGS -->``: the table must be what ``results_table.py ARGS`` prints, with
+paths relative to the current folder. Exit 1 names the stale tables.
+
 ``val Δ`` says whether the runs had converged: per run, the validation full-path accuracy (the
 run's own decoding, from its per-epoch CSV log) averaged over the last ``k`` epochs minus the
 average over the ``k`` epochs before them, ``k = max(1, epochs // 4)``; in points, mean over the
@@ -20,6 +24,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
+import shlex
 import statistics
 import sys
 from collections import defaultdict
@@ -101,12 +107,55 @@ def table(rows: dict[tuple[str, str], list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+MARKER = re.compile(r"^<!-- results_table: (.*) -->$")
+
+
+def refresh_docs(page: Path, write: bool) -> list[str]:
+    """The marked tables of ``page`` that differ from their regenerated text ("line N: ARGS");
+    with ``write``, the page is rewritten with the regenerated tables."""
+    lines = page.read_text().split("\n")
+    out, stale, i = [], [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        marker = MARKER.match(lines[i])
+        i += 1
+        if not marker:
+            continue
+        end = i
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        args = _parser().parse_args(shlex.split(marker.group(1)))
+        rows = collect(args.grids, args.anchors, {m for m in args.only.split(",") if m})
+        fresh = table(rows).split("\n") if rows else ["(no finished runs found)"]
+        if fresh != lines[i:end]:
+            stale.append(f"line {i + 1}: {marker.group(1)}")
+        out.extend(fresh)
+        i = end
+    if write and stale:
+        page.write_text("\n".join(out))
+    return stale
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("grids", nargs="*", type=Path, help="output folders of hcal experiment compare/ablation")
     p.add_argument("--anchors", nargs="*", type=Path, default=[], help="results.csv files of benchmarks/anchors.py")
     p.add_argument("--only", default="", help="comma-separated run labels to keep (default: all)")
+    p.add_argument("--docs", type=Path, help="check the marked tables of this markdown page instead")
+    p.add_argument("--write", action="store_true", help="with --docs: rewrite the stale tables")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
+    if args.docs:
+        if not args.docs.is_file():
+            p.error(f"--docs: no such file: {args.docs}")
+        stale = refresh_docs(args.docs, args.write)
+        for where in stale:
+            print(f"{args.docs} {where}: {'rewritten' if args.write else 'stale table'}")
+        return 1 if stale and not args.write else 0
     rows = collect(args.grids, args.anchors, {m for m in args.only.split(",") if m})
     if not rows:
         p.error("no finished runs found")

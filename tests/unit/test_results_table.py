@@ -53,3 +53,34 @@ def test_table_prints_the_mean_trend_of_each_row(results_table, tmp_path):
     text = results_table.table(results_table.collect([tmp_path / "grid"], [], set()))
     assert text.splitlines()[0].endswith("| train s | val Δ |")
     assert text.splitlines()[2].endswith("| – | +2.00 |")  # no run.json: no seconds; mean of +1 and +3
+
+
+def _grid(results_table, root: Path, full_path: float) -> None:
+    run = root / "grid" / "runs" / "ew-seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({k: full_path for k in results_table.KEYS}))
+    (run / "config.yaml").write_text("decode: nearest\n")
+
+
+def test_docs_check_finds_a_stale_marked_table_and_write_refreshes_only_it(results_table, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _grid(results_table, tmp_path, 0.5)
+    unmarked = "| a | b |\n|---|---|\n| 1 | 2 |"
+    page = tmp_path / "page.md"
+    page.write_text(f"# title\n\n<!-- results_table: grid -->\n| old |\n|---|\n\ntext\n\n{unmarked}\n")
+    assert results_table.main(["--docs", "page.md"]) == 1
+    assert results_table.main(["--docs", "page.md", "--write"]) == 0
+    text = page.read_text()
+    assert "| old |" not in text and unmarked in text and text.startswith("# title\n")
+    assert "| ew | nearest | 1 | 50.00 ± 0.00 |" in text  # 0.5 in %, one seed
+    assert results_table.main(["--docs", "page.md"]) == 0
+    (tmp_path / "grid" / "runs" / "ew-seed0" / "metrics.json").write_text(
+        json.dumps({k: 0.25 for k in results_table.KEYS}))  # a record changes: the page is stale again
+    assert results_table.main(["--docs", "page.md"]) == 1
+
+
+def test_every_marked_table_of_the_results_page_matches_the_committed_records(results_table, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    page = ROOT / "docs" / "results.md"
+    assert page.read_text().count("<!-- results_table: ") >= 6
+    assert results_table.main(["--docs", "docs/results.md"]) == 0, capsys.readouterr().out
