@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import subprocess
@@ -17,6 +18,14 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # A small 3-level tree used across tests (coarsest first):
 #   A > a1 > x, y ;  A > a2 > z ;  B > b1 > w
 TOY_PATHS = [("A", "a1", "x"), ("A", "a1", "y"), ("A", "a2", "z"), ("B", "b1", "w")]
+
+
+def load_benchmark(name: str):
+    """``benchmarks/NAME.py`` as a module (the benchmark scripts are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class CliResult:

@@ -1,19 +1,15 @@
 """benchmarks/keep_records.py: what a grid's finished runs leave in benchmarks/results/."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def keep_records():
-    spec = importlib.util.spec_from_file_location("keep_records", ROOT / "benchmarks" / "keep_records.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("keep_records")
 
 
 def _run(grid: Path, name: str, finished: bool = True, tag: str = "a") -> Path:

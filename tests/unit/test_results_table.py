@@ -1,20 +1,16 @@
 """benchmarks/results_table.py's convergence column, on hand-written per-epoch logs."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT, load_benchmark
 
 
 @pytest.fixture(scope="module")
 def results_table():
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "benchmarks" / "results_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("results_table")
 
 
 def _log(path: Path, epochs: dict[int, float]) -> None:
