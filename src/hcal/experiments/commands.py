@@ -70,7 +70,8 @@ def _finish(out: Path, title: str, label_header: str, base: Config, seeds: list[
     if base.backbone == "auto" and rows:  # name the backbone the runs resolved
         run_config = yaml.safe_load((Path(rows[0]["run_dir"]) / CONFIG_FILE).read_text())
         base = base.replace(backbone=run_config["backbone"])
-    train_seconds = sum(float(r.get("train_seconds") or 0.0) for r in rows)
+    per_run = {r["run_dir"]: float(r.get("train_seconds") or 0.0) for r in rows}  # --also-decode rows: same run
+    train_seconds = sum(per_run.values())
     text = _header(title, base, seeds, time.perf_counter() - started, train_seconds)
     if note:
         text += f"\n{note}\n"
