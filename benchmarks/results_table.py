@@ -125,7 +125,7 @@ def refresh_docs(page: Path, write: bool) -> list[str]:
         while end < len(lines) and lines[end].startswith("|"):
             end += 1
         args = _parser().parse_args(shlex.split(marker.group(1)))
-        rows = collect(args.grids, args.anchors, {m for m in args.only.split(",") if m})
+        rows = _rows(args)
         fresh = table(rows).split("\n") if rows else ["(no finished runs found)"]
         if fresh != lines[i:end]:
             stale.append(f"line {i + 1}: {marker.group(1)}")
@@ -134,6 +134,10 @@ def refresh_docs(page: Path, write: bool) -> list[str]:
     if write and stale:
         page.write_text("\n".join(out))
     return stale
+
+
+def _rows(args: argparse.Namespace) -> dict[tuple[str, str], list[dict]]:
+    return collect(args.grids, args.anchors, {m for m in args.only.split(",") if m})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         for where in stale:
             print(f"{args.docs} {where}: {'rewritten' if args.write else 'stale table'}")
         return 1 if stale and not args.write else 0
-    rows = collect(args.grids, args.anchors, {m for m in args.only.split(",") if m})
+    rows = _rows(args)
     if not rows:
         p.error("no finished runs found")
     print(table(rows))
