@@ -5,7 +5,8 @@
 For every run folder ``GRID/runs/NAME`` with a ``metrics.json`` (a finished run), copies
 ``config.yaml``, ``run.json``, every ``metrics*.json`` (``metrics-consistent.json`` of
 ``--also-decode``) and the per-epoch CSV logs (``logs/csv/**/metrics.csv``, as
-``metrics-epochs-1.csv``, ``-2``, ... in the logs' sorted order: a resumed run's later logs last)
+``metrics-epochs-1.csv``, ``-2``, ... in the logs' sorted order: a resumed run's later logs last;
+a run copied from benchmarks/results to resume a grid keeps its ``metrics-epochs-*.csv``)
 to ``DEST/runs/NAME``: what ``benchmarks/results_table.py`` reads. A record already in DEST with
 other contents is not overwritten unless ``--overwrite`` is given; unfinished runs are listed
 and skipped.
@@ -23,7 +24,10 @@ def records(run: Path) -> dict[str, Path]:
     """The files of ``run`` to keep, by their name in the copy."""
     files = {p.name: p for p in sorted(run.glob("metrics*.json"))}
     files.update({name: run / name for name in ("config.yaml", "run.json") if (run / name).is_file()})
-    for i, log in enumerate(sorted(run.glob("logs/csv/**/metrics.csv")), start=1):
+    logs = sorted(run.glob("logs/csv/**/metrics.csv"))
+    if not logs:  # a record copied back into a grid to resume it: its kept logs are the logs
+        logs = sorted(run.glob("metrics-epochs-*.csv"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    for i, log in enumerate(logs, start=1):
         files[f"metrics-epochs-{i}.csv"] = log
     return files
 

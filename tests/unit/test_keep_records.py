@@ -1,5 +1,6 @@
 """benchmarks/keep_records.py: what a grid's finished runs leave in benchmarks/results/."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,24 @@ def test_a_folder_without_runs_is_refused_with_its_name(keep_records, tmp_path, 
         keep_records.main([str(tmp_path / "nowhere"), str(tmp_path / "dest")])
     assert exc.value.code == 2
     assert f"grid: {tmp_path / 'nowhere'} has no runs/ folder" in capsys.readouterr().err
+
+
+def test_records_copied_back_to_resume_a_grid_keep_their_epoch_logs(keep_records, tmp_path):
+    """The documented way to extend a grid is to copy its benchmarks/results folder to --out: those
+    runs have metrics-epochs-*.csv and no logs/, and keeping the grid again must not drop them."""
+    dest = tmp_path / "results" / "g"
+    run = _run(tmp_path / "grid", "ew-seed0")
+    (run / "logs" / "csv" / "version_1").mkdir()
+    (run / "logs" / "csv" / "version_1" / "metrics.csv").write_text("epoch,val/full_path_acc\n1,0.7\n")
+    keep_records.main([str(tmp_path / "grid"), str(dest)])
+    kept = dest / "runs" / "ew-seed0"
+    resumed = tmp_path / "resumed" / "runs"
+    resumed.mkdir(parents=True)
+    shutil.copytree(kept, resumed / "ew-seed0")  # a record, as copied back: no logs/, no checkpoints/
+    for i in range(2, 11):  # file names that sort wrong as text (metrics-epochs-10 before -2)
+        (resumed / "ew-seed0" / f"metrics-epochs-{i + 1}.csv").write_text(f"epoch,val/full_path_acc\n{i},0.{i}\n")
+    assert keep_records.main([str(tmp_path / "resumed"), str(dest)]) == 0
+    assert (kept / "metrics-epochs-1.csv").read_text() == "epoch,val/full_path_acc\n0,0.5 a\n"
+    assert (kept / "metrics-epochs-2.csv").read_text() == "epoch,val/full_path_acc\n1,0.7\n"
+    assert (kept / "metrics-epochs-11.csv").read_text() == "epoch,val/full_path_acc\n10,0.10\n"
+    assert len(list(kept.glob("metrics-epochs-*.csv"))) == 11
