@@ -20,14 +20,20 @@ import sys
 from pathlib import Path
 
 
+def epoch_logs(run: Path) -> list[Path]:
+    """The per-epoch CSV logs of ``run``, earliest first (a resumed run's later logs last).
+
+    A run folder's ``logs/csv/**/metrics.csv``; in a record (benchmarks/results, or one copied
+    back into a grid to resume it) its ``metrics-epochs-N.csv`` in the order of N."""
+    logs = sorted(run.glob("logs/csv/**/metrics.csv"))
+    return logs or sorted(run.glob("metrics-epochs-*.csv"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+
+
 def records(run: Path) -> dict[str, Path]:
     """The files of ``run`` to keep, by their name in the copy."""
     files = {p.name: p for p in sorted(run.glob("metrics*.json"))}
     files.update({name: run / name for name in ("config.yaml", "run.json") if (run / name).is_file()})
-    logs = sorted(run.glob("logs/csv/**/metrics.csv"))
-    if not logs:  # a record copied back into a grid to resume it: its kept logs are the logs
-        logs = sorted(run.glob("metrics-epochs-*.csv"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-    for i, log in enumerate(logs, start=1):
+    for i, log in enumerate(epoch_logs(run), start=1):
         files[f"metrics-epochs-{i}.csv"] = log
     return files
 

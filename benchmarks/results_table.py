@@ -31,6 +31,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keep_records import epoch_logs  # noqa: E402  (a sibling script: which logs a run or record has)
+
 KEYS = ("test/acc_l1", "test/acc_l2", "test/acc_l3", "test/hvr", "test/full_path_acc", "test/hf1")
 DECODED = (("metrics.json", None), ("metrics-consistent.json", "consistent"))
 
@@ -61,11 +64,10 @@ def collect(grids: list[Path], anchors: list[Path], only: set[str]) -> dict[tupl
 def val_trend(run: Path, metric: str = "val/full_path_acc") -> float | None:
     """Last ``k`` epochs' mean of ``metric`` minus the ``k`` before them, in points (None: too few epochs).
 
-    Reads the run's per-epoch CSV logs: ``logs/csv/**/metrics.csv`` in a run folder, or the
-    ``metrics-epochs-*.csv`` copies in benchmarks/results; a resumed run's later logs win."""
-    files = sorted(run.glob("logs/csv/**/metrics.csv")) or sorted(run.glob("metrics-epochs-*.csv"))
+    Reads the run's per-epoch CSV logs (:func:`keep_records.epoch_logs`: a run folder's or a
+    record's); a resumed run's later logs win."""
     by_epoch: dict[int, float] = {}
-    for path in files:
+    for path in epoch_logs(run):
         with open(path, newline="") as fh:
             for row in csv.DictReader(fh):
                 if row.get(metric):

@@ -39,6 +39,14 @@ def test_resumed_logs_override_earlier_epochs_and_short_runs_have_no_trend(resul
     assert results_table.val_trend(single) is None
 
 
+def test_kept_logs_are_read_in_the_order_of_their_number_not_as_text(results_table, tmp_path):
+    run = tmp_path / "resumed-ten-times"
+    _log(run / "metrics-epochs-2.csv", {0: 0.5, 1: 0.5, 2: 0.9})
+    _log(run / "metrics-epochs-10.csv", {2: 0.6})  # the later session: its epoch 2 wins
+    # epochs 0-2 = 0.5, 0.5, 0.6; k = 1: 0.6 - 0.5 (read as text, -10 before -2: 0.9 - 0.5)
+    assert results_table.val_trend(run) == pytest.approx(10.0)
+
+
 def test_table_prints_the_mean_trend_of_each_row(results_table, tmp_path):
     for seed, slope in ((0, 0.01), (1, 0.03)):
         run = tmp_path / "grid" / "runs" / f"ew-seed{seed}"
