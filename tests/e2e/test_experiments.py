@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -235,6 +236,15 @@ def test_compare_also_scores_each_checkpoint_with_consistent_decoding(cli, tmp_p
     assert cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
                "--also-decode", "consistent").code == 0
     assert json.loads(scored.read_text())["test/hvr"] == 0.0 and scored.stat().st_mtime > mtime
+    # a kept record copied back to resume a grid (benchmarks/keep_records.py): no checkpoints/, and copying can
+    # leave the score older than the result; the record's own score is read, not re-made from a missing checkpoint
+    shutil.rmtree(out / "runs" / "hcal-ps-seed0" / "checkpoints")
+    later = scored.stat().st_mtime + 60
+    os.utime(result, (later, later))
+    kept = cli("experiment", "compare", *TINY, "--methods", "hcal-ps", "--seeds", "0", "--out", out,
+               "--also-decode", "consistent")
+    assert kept.code == 0, kept
+    assert [float(x["test/hvr"]) for x in _rows(out / "results.csv")][1] == 0.0
     bad = cli("experiment", "compare", *TINY, "--also-decode", "fancy", "--out", tmp_path / "bad")
     assert bad.code == 2 and "--also-decode: unknown decoding 'fancy'" in bad.err and not (tmp_path / "bad").exists()
 

@@ -114,9 +114,12 @@ def run_grid(
         rows.append(row)
         for decoding in (d for d in also_decode if d != config.decode):
             scored = run_dir / f"metrics-{decoding}.json"
-            if not scored.is_file() or scored.stat().st_mtime < (run_dir / METRICS_FILE).stat().st_mtime:
-                # missing, or older than the run's result (the run was trained on since: fit --resume --epochs N)
-                evaluate(run_dir / CHECKPOINTS / BEST, decode=decoding, device=config.device, output=scored,
+            best = run_dir / CHECKPOINTS / BEST
+            stale = scored.is_file() and scored.stat().st_mtime < (run_dir / METRICS_FILE).stat().st_mtime
+            if not scored.is_file() or (stale and best.is_file()):
+                # missing, or older than the run's result (the run was trained on since: fit --resume --epochs N);
+                # a kept record copied back has no checkpoint: its own score is the one there is
+                evaluate(best, decode=decoding, device=config.device, output=scored,
                          overwrite=True, echo=lambda *_: None)
             other = json.loads(scored.read_text())
             rows.append({**row, "label": f"{spec.label} · {decoding}", "decode": decoding,
