@@ -88,6 +88,11 @@ class Config:
         0.0, "hcal's own: weight w of the path term in each level's loss, (1 - w) x InfoNCE + w x the level's loss "
         "under the distribution over root-to-leaf paths that consistent decoding reads (0: the paper)",
         check="closed_unit_interval", kind=float, sweep=True)
+    ce_weight: float = _opt(
+        0.0, "hcal's own: weight w of a linear cross-entropy head per level on the embedding's projection, "
+        "trained beside the prototypes: each level's loss is (1 - w) x InfoNCE + w x cross-entropy, and the "
+        "level's scores (1 - w) x log softmax(cos/tau) + w x log softmax(linear) (0: the paper)",
+        check="closed_unit_interval", kind=float, sweep=True)
     # --- baselines' hyper-parameters (the papers' defaults)
     experts: int = _opt(3, "shared experts of the MMoE layer (mmoe, dmt)", check="at_least_one", kind=int)
     cmt_lambda_dm: float = _opt(1.0, "weight of CMT's distribution-matching term", check="non_negative", kind=float)

@@ -336,6 +336,22 @@ def test_fit_with_path_weight_trains_through_the_path_loss(cli, tmp_path, monkey
     assert bad.code == 2 and "--path-weight" in bad.err and "in [0, 1]" in bad.err
 
 
+def test_fit_with_ce_weight_trains_and_restores_the_cross_entropy_heads(cli, tmp_path):
+    """--ce-weight (hcal's own) builds a linear head per level that training moves, the checkpoint
+    keeps it and `hcal test` rebuilds the model from the checkpoint alone."""
+    run_dir = tmp_path / "ce"
+    r = cli("fit", "--dataset", "synthetic", "--method", "hcal-ps", "--no-mtl", "--ce-weight", "0.5", "--epochs", "1",
+            "--limit-batches", "2", "--no-progress", "--run-dir", run_dir)
+    assert r.code == 0, r
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    heads = sorted(k for k in state if ".ce_heads." in k)
+    assert len(heads) == 2 * 3  # weight and bias of each of the synthetic tree's three levels
+    tested = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--output", tmp_path / "m.json")
+    assert tested.code == 0, tested
+    bad = cli("fit", "--dataset", "synthetic", "--method", "single", "--ce-weight", "0.5", "--run-dir", tmp_path / "b")
+    assert bad.code == 2 and "--ce-weight" in bad.err and "hcal, hcal-ps" in bad.err and "Traceback" not in bad.err
+
+
 def test_recommended_config_runs_on_any_dataset(cli, tmp_path):
     """configs/recommended.yaml names no dataset, backbone or epochs: they come from the command line."""
     run = tmp_path / "run"

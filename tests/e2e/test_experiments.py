@@ -117,7 +117,7 @@ def test_reference_csv_errors_name_the_file_line_and_value(cli, tmp_path):
 
 def test_ablation_runs_the_configurations(cli, tmp_path):
     out = tmp_path / "abl"
-    labels = ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)", "MTL+PP+AWA+path(0.5)"]
+    labels = ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)", "MTL+PP+AWA+path(0.5)", "single-task+PP+AWA+CE(0.5)"]
     r = cli("experiment", "ablation", *TINY, "--configs", ",".join(labels), "--seeds", "0", "--out", out,
             "--gamma", "1.0")
     assert r.code == 0, r
@@ -128,11 +128,12 @@ def test_ablation_runs_the_configurations(cli, tmp_path):
         return yaml.safe_load((out / "runs" / f"{label}-seed0" / "config.yaml").read_text())
     path_row = run_config("MTL+PP+AWA+path(0.5)")
     assert (path_row["fa"], path_row["path_weight"]) == (False, 0.5)  # hcal's own rows reach the fit
+    ce_row = run_config("single-task+PP+AWA+CE(0.5)")
+    assert (ce_row["mtl"], ce_row["ce_weight"], ce_row["path_weight"]) == (False, 0.5, 0.0)
     # --gamma is AWA's: the rows with AWA get it, the rows without keep the default (no refusal)
     assert (run_config("HCAL (MTL+FA+PP+AWA)")["gamma"], run_config("MTL")["gamma"]) == (1.0, 0.5)
 
-    folder = next(p for p in (out / "runs").iterdir() if p.name.startswith("single-task"))
-    single = yaml.safe_load((folder / "config.yaml").read_text())
+    single = run_config("single-task (FA+PP)")
     assert (single["mtl"], single["fa"], single["pp"], single["awa"]) == (False, True, True, False)  # the paper's row
     assert "| MTL | 1 |" in (out / "results.md").read_text()
     bad = cli("experiment", "ablation", *TINY, "--configs", "MTL+XYZ", "--out", out)

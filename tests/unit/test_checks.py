@@ -45,12 +45,14 @@ REFUSED += [
     ({"method": "hcal-ps", "fa_mode": "means+samples"}, ["--fa-mode", "hcal-ps"]),
     ({"method": "ew", "fa_mode": "means+samples"}, ["--fa-mode", "ew"]),
     ({"method": "cmt", "path_weight": 0.5}, ["--path-weight", "cmt", "applies to hcal, hcal-ps"]),
+    ({"method": "single", "ce_weight": 0.5}, ["--ce-weight", "single", "applies to hcal, hcal-ps"]),
     ({"method": "hcal", "awa": False, "gamma": 1.0}, ["--gamma 1.0", "AWA's option", "--no-awa"]),
 ]
 ACCEPTED = [
     {"method": "hcal", "fa_mode": "means+samples"},
     {"method": "hcal-ps", "path_weight": 0.5},
     {"method": "hcal", "path_weight": 1.0},
+    {"method": "hcal-ps", "mtl": False, "ce_weight": 0.5},
     {"method": "hcal-ps", "tau": 0.2, "awa": False},
     {"method": "hcal-ps", "mtl": False, "gamma": 1.0},
     {"method": "hcal", "gamma": 1.0, "fa": False, "tau": 0.2, "embed_dim": 8},

@@ -51,7 +51,7 @@ def test_config_dataset_options_are_accepted(path, tmp_path):
 
 
 def test_sweepable_options_and_flags():
-    assert sweepable_options() == ("tau", "epsilon", "gamma", "path_weight")
+    assert sweepable_options() == ("tau", "epsilon", "gamma", "path_weight", "ce_weight")
     assert [flag("batch_size"), flag("fa", False), flag("fa", True), flag("dataset_args")] == [
         "--batch-size", "--no-fa", "--fa", "--dataset-arg"]
 

@@ -46,6 +46,8 @@ ABLATIONS: dict[str, dict[str, bool | str | float]] = {
     # hcal-ps's training with one encoder per level (the capacity of the `single` baseline)
     "single-task+PP+AWA": {"mtl": False, "fa": False, "pp": True, "awa": True},
     "single-task+PP+AWA+path(0.5)": {"mtl": False, "fa": False, "pp": True, "awa": True, "path_weight": 0.5},
+    # hcal's own linear cross-entropy head beside the prototypes (--ce-weight 0.5), one encoder per level
+    "single-task+PP+AWA+CE(0.5)": {"mtl": False, "fa": False, "pp": True, "awa": True, "ce_weight": 0.5},
 }
 DEFAULT_ABLATIONS = list(ABLATIONS)[:8]  # the paper's eight rows, in its order
 

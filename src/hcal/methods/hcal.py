@@ -10,6 +10,9 @@
   (:func:`~hcal.aggregation.class_means`) when FA is on;
 * hcal's own, off by default: ``path_weight`` w mixes each level's loss with the loss of the path
   distribution that consistent decoding reads, ``(1 - w) * InfoNCE_k + w * L_k`` (:mod:`hcal.path_loss`);
+* hcal's own, off by default: ``ce_weight`` w adds a linear cross-entropy head per level on the
+  encoder's projection (before normalisation): each level's loss ``(1 - w) * InfoNCE_k + w * CE_k``,
+  its scores ``(1 - w) * log softmax(cos / tau) + w * log softmax(linear)`` (both decodings read them);
 * the level losses are combined by AWA (:mod:`hcal.weighting.awa`) or fixed weights ``1/m``;
 * prediction: the nearest prototype per level (cosine) from each sample's own embedding,
   logits ``cos / tau``.
@@ -18,6 +21,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import aggregation, path_loss, perturbation, prototype_loss
@@ -45,13 +49,17 @@ class HCAL(HierarchicalMethod):
         proto_init_std: float = 0.01,
         fa_mode: str = "means",
         path_weight: float = 0.0,
+        ce_weight: float = 0.0,
     ) -> None:
         super().__init__(hierarchy)
         if fa_mode not in ("means", "means+samples"):
             raise ValueError(f"fa_mode must be 'means' or 'means+samples', got {fa_mode!r}")
         if not 0.0 <= path_weight <= 1.0:
             raise ValueError(f"path_weight must be in [0, 1], got {path_weight!r}")
+        if not 0.0 <= ce_weight <= 1.0:
+            raise ValueError(f"ce_weight must be in [0, 1], got {ce_weight!r}")
         self.tau, self.fa, self.mtl, self.fa_mode, self.path_weight = tau, fa, mtl, fa_mode, path_weight
+        self.ce_weight = ce_weight
         self.epsilon = epsilon if pp else 0.0
         self.encoders = nn.ModuleList(
             Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.num_levels)
@@ -60,12 +68,23 @@ class HCAL(HierarchicalMethod):
             nn.Parameter(torch.randn(n, embed_dim) * proto_init_std) for n in hierarchy.sizes
         )
         self.register_buffer("leaf_paths", hierarchy.leaf_paths(), persistent=False)  # for the path term
+        # hcal's own cross-entropy heads, only with ce_weight > 0 (the paper's model has no extra parameters)
+        self.ce_heads = nn.ModuleList(nn.Linear(embed_dim, n) for n in hierarchy.sizes) if ce_weight else None
 
     def embed(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per level (finest first) the ``(n, d)`` unit-norm embeddings; one shared tensor when ``mtl``."""
+        return self._unit(self.project(x))
+
+    def project(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per level the encoder's ``(n, d)`` projection before normalisation (shared when ``mtl``)."""
         if self.mtl:
-            return [self.encoders[0](x)] * self.num_levels
-        return [enc(x) for enc in self.encoders]
+            return [self.encoders[0].project(x)] * self.num_levels
+        return [enc.project(x) for enc in self.encoders]
+
+    def _unit(self, raw: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.mtl:  # one normalisation of the shared projection
+            return [F.normalize(raw[0], dim=1)] * self.num_levels
+        return [F.normalize(r, dim=1) for r in raw]
 
     def level_prototypes(self, epsilon: float = 0.0) -> list[torch.Tensor]:
         """Every level's unit-norm prototypes, perturbed with half-width ``epsilon`` (PP; ``0``: none).
@@ -76,10 +95,18 @@ class HCAL(HierarchicalMethod):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         protos = self.level_prototypes()
+        raw = self.project(x)
+        embeds = self._unit(raw)
         if self.mtl:  # one similarity matrix against every level's prototypes, split per level
-            logits = prototype_loss.prototype_logits(self.embed(x)[0], torch.cat(protos), self.tau)
-            return list(logits.split(self.hierarchy.sizes, dim=1))
-        return [prototype_loss.prototype_logits(f, p, self.tau) for f, p in zip(self.embed(x), protos)]
+            logits = prototype_loss.prototype_logits(embeds[0], torch.cat(protos), self.tau)
+            logits = list(logits.split(self.hierarchy.sizes, dim=1))
+        else:
+            logits = [prototype_loss.prototype_logits(f, p, self.tau) for f, p in zip(embeds, protos)]
+        if not self.ce_weight:
+            return logits
+        w = self.ce_weight  # hcal's own: the two heads' log-probabilities, mixed
+        return [(1 - w) * F.log_softmax(s, dim=1) + w * F.log_softmax(head(r), dim=1)
+                for s, head, r in zip(logits, self.ce_heads, raw)]
 
     def level_losses(self, x: torch.Tensor, y: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
         """The ``(m,)`` per-level prototype losses of a batch, finest level first.
@@ -89,10 +116,11 @@ class HCAL(HierarchicalMethod):
         functions are called through their modules (``aggregation.class_means``, ...), so
         replacing one there changes what training computes.
         """
-        embeds = self.embed(x)
+        raw = self.project(x)
         if gather is not None:
             y = gather(y)
-            embeds = [gather(embeds[0])] * self.num_levels if self.mtl else [gather(f) for f in embeds]
+            raw = [gather(raw[0])] * self.num_levels if self.mtl else [gather(r) for r in raw]
+        embeds = self._unit(raw)
         protos = self.level_prototypes(self.epsilon if self.training else 0.0)
         losses = []
         for k, (f, p) in enumerate(zip(embeds, protos)):
@@ -106,6 +134,9 @@ class HCAL(HierarchicalMethod):
                 loss = (loss + prototype_loss.prototype_infonce(f, p, y[:, k], self.tau)) / 2
             losses.append(loss)
         losses = torch.stack(losses)
+        if self.ce_weight:  # hcal's own: a linear cross-entropy head beside the prototypes
+            ce = torch.stack([F.cross_entropy(head(r), y[:, k]) for k, (head, r) in enumerate(zip(self.ce_heads, raw))])
+            losses = (1 - self.ce_weight) * losses + self.ce_weight * ce
         if self.path_weight:  # hcal's own: mix in the loss of the path distribution consistent decoding reads
             logits = [prototype_loss.prototype_logits(f, p, self.tau) for f, p in zip(embeds, protos)]
             paths = path_loss.path_level_nll(logits, y, self.leaf_paths)
@@ -114,6 +145,8 @@ class HCAL(HierarchicalMethod):
 
     def param_groups(self, config: Config) -> list[dict]:
         groups = [{"name": "encoder", "params": list(self.encoders.parameters()), "lr": config.lr}]
+        if self.ce_heads is not None:
+            groups.append({"name": "ce_heads", "params": list(self.ce_heads.parameters()), "lr": config.lr})
         for k, p in enumerate(self.prototypes):
             lr = config.proto_lr * config.proto_lr_growth**k
             groups.append({"name": f"prototypes_l{k + 1}", "params": [p], "lr": lr})
@@ -124,7 +157,8 @@ class HCAL(HierarchicalMethod):
 
 
 _HCAL_OPTIONS = (
-    "embed_dim", "tau", "epsilon", "pp", "awa", "mtl", "proto_init_std", "proto_lr", "proto_lr_growth", "path_weight"
+    "embed_dim", "tau", "epsilon", "pp", "awa", "mtl", "proto_init_std", "proto_lr", "proto_lr_growth", "path_weight",
+    "ce_weight",
 )
 
 
@@ -167,5 +201,6 @@ def _build(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config, **fa
         mtl=config.mtl,
         proto_init_std=config.proto_init_std,
         path_weight=config.path_weight,
+        ce_weight=config.ce_weight,
         **fa,
     )

@@ -274,3 +274,53 @@ def test_path_weight_mixes_the_path_losses_into_every_level(toy, fa):
     assert model.level_losses(x, y).detach().tolist() == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="path_weight must be in"):
         _toy_hcal(toy, path_weight=1.5)
+
+
+@pytest.mark.parametrize("mtl", [True, False])
+def test_ce_weight_mixes_a_linear_cross_entropy_head_into_loss_and_scores(toy, mtl):
+    """--ce-weight w (hcal's own): a linear head per level on the projection before normalisation;
+    each level's loss is (1 - w) x InfoNCE + w x cross-entropy, written out here with log-sum-exp by
+    hand, and the scores both decodings read are (1 - w) log softmax(cos/tau) + w log softmax(linear)."""
+    torch.manual_seed(3)
+    x = torch.randn(6, 4)
+    y = toy.encode_many(["x", "y", "z", "w", "x", "w"])
+    model = HCAL(toy, lambda: Linear4(), embed_dim=4, tau=0.1, pp=False, fa=False, mtl=mtl, ce_weight=0.25)
+    assert [tuple(h.weight.shape) for h in model.ce_heads] == [(n, 4) for n in toy.sizes]
+    losses = model.level_losses(x, y).detach()
+    scores = [s.detach() for s in model(x)]
+    expected_losses = []
+    for k, head in enumerate(model.ce_heads):
+        enc = model.encoders[0 if mtl else k]
+        raw = (x @ enc.backbone.weight.t() + enc.backbone.bias) @ enc.projection.weight.t() + enc.projection.bias
+        raw = raw.detach()
+        f = raw / raw.norm(dim=1, keepdim=True)
+        protos = model.prototypes[k].detach()
+        protos = protos / protos.norm(dim=1, keepdim=True)
+        cos = f @ protos.t() / 0.1
+        lin = raw @ head.weight.detach().t() + head.bias.detach()
+        total = 0.0
+        for i in range(6):
+            t = int(y[i, k])
+            infonce = float(torch.log(torch.exp(cos[i]).sum()) - cos[i, t])
+            ce = float(torch.log(torch.exp(lin[i]).sum()) - lin[i, t])
+            total += (0.75 * infonce + 0.25 * ce) / 6
+        expected_losses.append(total)
+        mixed = 0.75 * (cos - torch.logsumexp(cos, 1, keepdim=True)) + 0.25 * (lin - torch.logsumexp(lin, 1, keepdim=True))
+        torch.testing.assert_close(scores[k], mixed, rtol=1e-5, atol=1e-5)
+    assert losses.tolist() == pytest.approx(expected_losses, rel=1e-5)
+    model.level_losses(x, y).sum().backward()  # the heads train, with the encoder's learning rate
+    assert all(h.weight.grad.abs().sum() > 0 for h in model.ce_heads)
+    names = [g["name"] for g in model.param_groups(Config(ce_weight=0.25))]
+    assert names == ["encoder", "ce_heads", "prototypes_l1", "prototypes_l2", "prototypes_l3"]
+
+
+def test_ce_weight_zero_is_the_paper_model_and_out_of_range_is_refused(toy):
+    """Off (the default) the model has no heads and its parameters are drawn exactly as before."""
+    torch.manual_seed(0)
+    plain = HCAL(toy, lambda: Linear4(), embed_dim=4)
+    torch.manual_seed(0)
+    off = HCAL(toy, lambda: Linear4(), embed_dim=4, ce_weight=0.0)
+    assert off.ce_heads is None
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), off.state_dict().values()))
+    with pytest.raises(ValueError, match="ce_weight must be in"):
+        HCAL(toy, lambda: Linear4(), embed_dim=4, ce_weight=-0.1)
