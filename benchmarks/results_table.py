@@ -41,6 +41,9 @@ DECODED = (("metrics.json", None), ("metrics-consistent.json", "consistent"))
 def collect(grids: list[Path], anchors: list[Path], only: set[str]) -> dict[tuple[str, str], list[dict]]:
     rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for grid in grids:
+        if not (grid / "runs").is_dir():
+            raise SystemExit(f"results_table.py: grid {grid}: no runs/ folder (give the --out folder of an "
+                             "hcal experiment, or a record folder of benchmarks/results)")
         for run in sorted((grid / "runs").iterdir()):
             name = run.name.rsplit("-seed", 1)[0]
             if (only and name not in only) or not (run / "metrics.json").is_file():

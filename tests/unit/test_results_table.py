@@ -88,3 +88,10 @@ def test_every_marked_table_of_the_results_page_matches_the_committed_records(re
     page = ROOT / "docs" / "results.md"
     assert page.read_text().count("<!-- results_table: ") >= 6
     assert results_table.main(["--docs", "docs/results.md"]) == 0, capsys.readouterr().out
+
+
+def test_a_folder_without_runs_is_refused_in_one_line(results_table, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        results_table.main([str(tmp_path / "nope")])
+    message = str(info.value)
+    assert "nope" in message and "no runs/ folder" in message and "\n" not in message
