@@ -117,7 +117,8 @@ def test_reference_csv_errors_name_the_file_line_and_value(cli, tmp_path):
 
 def test_ablation_runs_the_configurations(cli, tmp_path):
     out = tmp_path / "abl"
-    labels = ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)", "MTL+PP+AWA+path(0.5)", "single-task+PP+AWA+CE(0.5)"]
+    labels = ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)", "MTL+PP+AWA+path(0.5)",
+              "single-task+PP+AWA+CE(0.5)"]
     r = cli("experiment", "ablation", *TINY, "--configs", ",".join(labels), "--seeds", "0", "--out", out,
             "--gamma", "1.0")
     assert r.code == 0, r

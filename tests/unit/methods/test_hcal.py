@@ -305,7 +305,8 @@ def test_ce_weight_mixes_a_linear_cross_entropy_head_into_loss_and_scores(toy, m
             ce = float(torch.log(torch.exp(lin[i]).sum()) - lin[i, t])
             total += (0.75 * infonce + 0.25 * ce) / 6
         expected_losses.append(total)
-        mixed = 0.75 * (cos - torch.logsumexp(cos, 1, keepdim=True)) + 0.25 * (lin - torch.logsumexp(lin, 1, keepdim=True))
+        mixed = (0.75 * (cos - torch.logsumexp(cos, 1, keepdim=True))
+                 + 0.25 * (lin - torch.logsumexp(lin, 1, keepdim=True)))
         torch.testing.assert_close(scores[k], mixed, rtol=1e-5, atol=1e-5)
     assert losses.tolist() == pytest.approx(expected_losses, rel=1e-5)
     model.level_losses(x, y).sum().backward()  # the heads train, with the encoder's learning rate
