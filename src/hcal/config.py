@@ -93,6 +93,10 @@ class Config:
         "trained beside the prototypes: each level's loss is (1 - w) x InfoNCE + w x cross-entropy, and the "
         "level's scores (1 - w) x log softmax(cos/tau) + w x log softmax(linear) (0: the paper)",
         check="closed_unit_interval", kind=float, sweep=True)
+    projection: str = _opt(
+        "linear", "hcal's own when none: the embedding is the backbone's features, L2-normalised, without the "
+        "linear projection to embed_dim (linear: the paper; none: embed_dim is the backbone's width)",
+        choices=("linear", "none"), kind=str)
     # --- baselines' hyper-parameters (the papers' defaults)
     experts: int = _opt(3, "shared experts of the MMoE layer (mmoe, dmt)", check="at_least_one", kind=int)
     cmt_lambda_dm: float = _opt(1.0, "weight of CMT's distribution-matching term", check="non_negative", kind=float)

@@ -48,6 +48,8 @@ ABLATIONS: dict[str, dict[str, bool | str | float]] = {
     "single-task+PP+AWA+path(0.5)": {"mtl": False, "fa": False, "pp": True, "awa": True, "path_weight": 0.5},
     # hcal's own linear cross-entropy head beside the prototypes (--ce-weight 0.5), one encoder per level
     "single-task+PP+AWA+CE(0.5)": {"mtl": False, "fa": False, "pp": True, "awa": True, "ce_weight": 0.5},
+    # hcal's own: no projection, the prototypes on the backbone's features (--projection none), one encoder per level
+    "single-task+PP+AWA+noproj": {"mtl": False, "fa": False, "pp": True, "awa": True, "projection": "none"},
 }
 DEFAULT_ABLATIONS = list(ABLATIONS)[:8]  # the paper's eight rows, in its order
 

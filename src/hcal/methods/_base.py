@@ -96,12 +96,18 @@ class HierarchicalMethod(nn.Module):
 
 
 class Encoder(nn.Module):
-    """backbone -> linear projection to ``d`` -> L2 normalisation: one unit-norm embedding per sample."""
+    """backbone -> linear projection to ``d`` -> L2 normalisation: one unit-norm embedding per sample.
 
-    def __init__(self, backbone: nn.Module, embed_dim: int) -> None:
+    ``projection="none"`` (hcal's own): no projection, the backbone's features are normalised as they
+    are and ``embed_dim`` is the backbone's ``out_features`` (the argument is not used)."""
+
+    def __init__(self, backbone: nn.Module, embed_dim: int, projection: str = "linear") -> None:
         super().__init__()
+        if projection not in ("linear", "none"):
+            raise ValueError(f"projection must be 'linear' or 'none', got {projection!r}")
         self.backbone = backbone
-        self.projection = nn.Linear(backbone.out_features, embed_dim)
+        self.embed_dim = embed_dim if projection == "linear" else backbone.out_features
+        self.projection = nn.Linear(backbone.out_features, embed_dim) if projection == "linear" else nn.Identity()
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """The projection before normalisation, ``(n, d)``."""

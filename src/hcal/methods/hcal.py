@@ -13,6 +13,8 @@
 * hcal's own, off by default: ``ce_weight`` w adds a linear cross-entropy head per level on the
   encoder's projection (before normalisation): each level's loss ``(1 - w) * InfoNCE_k + w * CE_k``,
   its scores ``(1 - w) * log softmax(cos / tau) + w * log softmax(linear)`` (both decodings read them);
+* hcal's own, off by default: ``projection="none"`` drops the encoder's linear projection, so the
+  prototypes live in the backbone's feature space (``embed_dim`` is then the backbone's width);
 * the level losses are combined by AWA (:mod:`hcal.weighting.awa`) or fixed weights ``1/m``;
 * prediction: the nearest prototype per level (cosine) from each sample's own embedding,
   logits ``cos / tau``.
@@ -50,6 +52,7 @@ class HCAL(HierarchicalMethod):
         fa_mode: str = "means",
         path_weight: float = 0.0,
         ce_weight: float = 0.0,
+        projection: str = "linear",
     ) -> None:
         super().__init__(hierarchy)
         if fa_mode not in ("means", "means+samples"):
@@ -62,8 +65,9 @@ class HCAL(HierarchicalMethod):
         self.ce_weight = ce_weight
         self.epsilon = epsilon if pp else 0.0
         self.encoders = nn.ModuleList(
-            Encoder(backbone(), embed_dim) for _ in range(1 if mtl else hierarchy.num_levels)
+            Encoder(backbone(), embed_dim, projection) for _ in range(1 if mtl else hierarchy.num_levels)
         )
+        embed_dim = self.encoders[0].embed_dim  # the backbone's out_features without a projection
         self.prototypes = nn.ParameterList(
             nn.Parameter(torch.randn(n, embed_dim) * proto_init_std) for n in hierarchy.sizes
         )
@@ -158,7 +162,7 @@ class HCAL(HierarchicalMethod):
 
 _HCAL_OPTIONS = (
     "embed_dim", "tau", "epsilon", "pp", "awa", "mtl", "proto_init_std", "proto_lr", "proto_lr_growth", "path_weight",
-    "ce_weight",
+    "ce_weight", "projection",
 )
 
 
@@ -202,5 +206,6 @@ def _build(hierarchy: Hierarchy, backbone: BackboneFactory, config: Config, **fa
         proto_init_std=config.proto_init_std,
         path_weight=config.path_weight,
         ce_weight=config.ce_weight,
+        projection=config.projection,
         **fa,
     )
