@@ -90,6 +90,7 @@ def check_config(config: Config) -> None:
     check_monitor(config.monitor)
     _check_method_options(config)
     _check_awa_options(config)
+    _check_projection(config)
 
 
 def _check_awa_options(config: Config) -> None:
@@ -101,6 +102,13 @@ def _check_awa_options(config: Config) -> None:
         flags = ", ".join(f"{flag(n)} {getattr(config, n)}" for n in set_)
         raise ConfigError(f"{flags}: AWA's option{'s' if len(set_) > 1 else ''}, but --no-awa switches AWA off "
                           "(fixed weights 1/m); drop one of them")
+
+
+def _check_projection(config: Config) -> None:
+    """``--embed-dim`` means nothing with ``--projection none`` (the backbone's width is the embedding's)."""
+    if config.projection == "none" and config.embed_dim != option_field("embed_dim").default:
+        raise ConfigError(f"--embed-dim {config.embed_dim}: not used with --projection none (the embedding is the "
+                          "backbone's features, of its width); drop one of them")
 
 
 def _check_shared_parameters(config: Config) -> None:

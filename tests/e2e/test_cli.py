@@ -352,6 +352,24 @@ def test_fit_with_ce_weight_trains_and_restores_the_cross_entropy_heads(cli, tmp
     assert bad.code == 2 and "--ce-weight" in bad.err and "hcal, hcal-ps" in bad.err and "Traceback" not in bad.err
 
 
+def test_fit_with_projection_none_trains_prototypes_on_the_backbone_features(cli, tmp_path):
+    """--projection none (hcal's own): the checkpoint has no projection and prototypes of the
+    backbone's width; `hcal test` rebuilds that model from the checkpoint alone."""
+    run_dir = tmp_path / "noproj"
+    r = cli("fit", "--dataset", "synthetic", "--backbone", "linear", "--method", "hcal-ps", "--projection", "none",
+            "--epochs", "1", "--limit-batches", "2", "--no-progress", "--run-dir", run_dir)
+    assert r.code == 0, r
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert not [k for k in state if ".projection." in k]
+    widths = {v.shape[1] for k, v in state.items() if ".prototypes." in k}
+    assert widths == {16}  # the synthetic data's 16 features (the linear backbone), not the default embed_dim 256
+    tested = cli("test", "--ckpt", run_dir / "checkpoints" / "best.ckpt", "--output", tmp_path / "m.json")
+    assert tested.code == 0, tested
+    bad = cli("fit", "--dataset", "synthetic", "--projection", "none", "--embed-dim", "8", "--run-dir", tmp_path / "b")
+    assert bad.code == 2 and "--embed-dim 8" in bad.err and "--projection none" in bad.err
+    assert len(bad.err.strip().splitlines()) == 1
+
+
 def test_recommended_config_runs_on_any_dataset(cli, tmp_path):
     """configs/recommended.yaml names no dataset, backbone or epochs: they come from the command line."""
     run = tmp_path / "run"

@@ -118,7 +118,7 @@ def test_reference_csv_errors_name_the_file_line_and_value(cli, tmp_path):
 def test_ablation_runs_the_configurations(cli, tmp_path):
     out = tmp_path / "abl"
     labels = ["single-task (FA+PP)", "MTL", "HCAL (MTL+FA+PP+AWA)", "MTL+PP+AWA+path(0.5)",
-              "single-task+PP+AWA+CE(0.5)"]
+              "single-task+PP+AWA+CE(0.5)", "single-task+PP+AWA+noproj"]
     r = cli("experiment", "ablation", *TINY, "--configs", ",".join(labels), "--seeds", "0", "--out", out,
             "--gamma", "1.0")
     assert r.code == 0, r
@@ -131,6 +131,8 @@ def test_ablation_runs_the_configurations(cli, tmp_path):
     assert (path_row["fa"], path_row["path_weight"]) == (False, 0.5)  # hcal's own rows reach the fit
     ce_row = run_config("single-task+PP+AWA+CE(0.5)")
     assert (ce_row["mtl"], ce_row["ce_weight"], ce_row["path_weight"]) == (False, 0.5, 0.0)
+    noproj_row = run_config("single-task+PP+AWA+noproj")
+    assert (noproj_row["mtl"], noproj_row["projection"], noproj_row["ce_weight"]) == (False, "none", 0.0)
     # --gamma is AWA's: the rows with AWA get it, the rows without keep the default (no refusal)
     assert (run_config("HCAL (MTL+FA+PP+AWA)")["gamma"], run_config("MTL")["gamma"]) == (1.0, 0.5)
 

@@ -46,6 +46,8 @@ REFUSED += [
     ({"method": "ew", "fa_mode": "means+samples"}, ["--fa-mode", "ew"]),
     ({"method": "cmt", "path_weight": 0.5}, ["--path-weight", "cmt", "applies to hcal, hcal-ps"]),
     ({"method": "single", "ce_weight": 0.5}, ["--ce-weight", "single", "applies to hcal, hcal-ps"]),
+    ({"method": "ew", "projection": "none"}, ["--projection", "ew", "applies to hcal, hcal-ps"]),
+    ({"method": "hcal-ps", "projection": "none", "embed_dim": 64}, ["--embed-dim 64", "--projection none"]),
     ({"method": "hcal", "awa": False, "gamma": 1.0}, ["--gamma 1.0", "AWA's option", "--no-awa"]),
 ]
 ACCEPTED = [
@@ -53,6 +55,7 @@ ACCEPTED = [
     {"method": "hcal-ps", "path_weight": 0.5},
     {"method": "hcal", "path_weight": 1.0},
     {"method": "hcal-ps", "mtl": False, "ce_weight": 0.5},
+    {"method": "hcal-ps", "mtl": False, "projection": "none"},
     {"method": "hcal-ps", "tau": 0.2, "awa": False},
     {"method": "hcal-ps", "mtl": False, "gamma": 1.0},
     {"method": "hcal", "gamma": 1.0, "fa": False, "tau": 0.2, "embed_dim": 8},

@@ -325,3 +325,39 @@ def test_ce_weight_zero_is_the_paper_model_and_out_of_range_is_refused(toy):
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), off.state_dict().values()))
     with pytest.raises(ValueError, match="ce_weight must be in"):
         HCAL(toy, lambda: Linear4(), embed_dim=4, ce_weight=-0.1)
+
+
+@pytest.mark.parametrize("mtl", [True, False])
+def test_projection_none_puts_the_prototypes_on_the_backbones_normalised_features(toy, mtl):
+    """--projection none (hcal's own): no linear projection, so the embedding is the backbone's
+    features, normalised, and the prototypes have the backbone's width; the per-sample losses and
+    nearest-prototype scores are recomputed by hand from the backbone's output."""
+    torch.manual_seed(4)
+    x = torch.randn(6, 4)
+    y = toy.encode_many(["x", "y", "z", "w", "x", "w"])
+    model = HCAL(toy, lambda: Linear4(), embed_dim=64, tau=0.1, pp=False, fa=False, mtl=mtl, projection="none")
+    assert all(isinstance(enc.projection, nn.Identity) for enc in model.encoders)
+    assert [tuple(p.shape) for p in model.prototypes] == [(n, 4) for n in toy.sizes]  # embed_dim 64 unused
+    assert not any("projection" in name for name, _ in model.named_parameters())
+    losses = model.level_losses(x, y).detach()
+    scores = [s.detach() for s in model(x)]
+    for k in range(toy.num_levels):
+        enc = model.encoders[0 if mtl else k]
+        feats = (x @ enc.backbone.weight.t() + enc.backbone.bias).detach()
+        f = feats / feats.norm(dim=1, keepdim=True)
+        protos = model.prototypes[k].detach()
+        protos = protos / protos.norm(dim=1, keepdim=True)
+        assert float(losses[k]) == pytest.approx(manual_infonce(f, protos, y[:, k], 0.1), rel=1e-5)
+        torch.testing.assert_close(scores[k], f @ protos.t() / 0.1, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="projection must be 'linear' or 'none'"):
+        HCAL(toy, lambda: Linear4(), embed_dim=4, projection="mlp")
+
+
+def test_projection_none_drops_exactly_the_projections_parameters(toy):
+    """The default (linear) is the paper's encoder; none removes its projection and nothing else."""
+    linear = HCAL(toy, lambda: Linear4(), embed_dim=4, mtl=False)
+    none = HCAL(toy, lambda: Linear4(), embed_dim=4, mtl=False, projection="none")
+    assert all(isinstance(enc.projection, nn.Linear) for enc in linear.encoders)
+    dropped = {f"encoders.{k}.projection.{w}" for k in range(toy.num_levels) for w in ("weight", "bias")}
+    assert set(dict(linear.named_parameters())) - set(dict(none.named_parameters())) == dropped
+    assert set(dict(none.named_parameters())) < set(dict(linear.named_parameters()))
