@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -58,6 +59,22 @@ class TensorDataset(Dataset):
         if self.transform is not None:
             x = self.transform(x)
         return x, self.targets[j]
+
+
+def resolve_data_file(data_dir: str | None, *, dataset: str, suffix: str, what: str, usage: str) -> Path:
+    """``--data-dir`` as one ``suffix`` file: the file itself, or a folder holding exactly one such file."""
+    if data_dir is None:
+        raise DataError(f"dataset {dataset!r} needs --data-dir {usage}")
+    path = Path(data_dir)
+    if not path.exists():
+        raise DataError(f"--data-dir {data_dir!r} does not exist")
+    if path.is_dir():
+        found = sorted(path.glob(f"*{suffix}"))
+        if len(found) != 1:
+            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} {suffix} files; give the {what} "
+                            "file itself")
+        path = found[0]
+    return path
 
 
 def split_indices(n: int, val_fraction: float, seed: int, held_out: str = "validation",

@@ -20,22 +20,7 @@ import torch
 from ..errors import DataError, HierarchyError
 from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
-from ._base import DATASETS, SPLITS, DataBundle, TensorDataset, split_indices
-
-
-def _resolve_file(data_dir: str | None) -> Path:
-    if data_dir is None:
-        raise DataError("dataset 'features' needs --data-dir FILE.npz (keys X, paths, optional split)")
-    path = Path(data_dir)
-    if not path.exists():
-        raise DataError(f"--data-dir {data_dir!r} does not exist")
-    if path.is_dir():
-        found = sorted(path.glob("*.npz"))
-        if len(found) != 1:
-            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .npz files; give the .npz file "
-                            "itself")
-        path = found[0]
-    return path
+from ._base import DATASETS, SPLITS, DataBundle, TensorDataset, resolve_data_file, split_indices
 
 
 SAVE_HINT = "np.savez(file, X=features, paths=label_paths, split=splits)"
@@ -98,7 +83,8 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
 )
 def features(data_dir: str | None = None, *, seed: int = 0, val_fraction: float = 0.1, hierarchy: str | None = None,
              test_fraction: float = 0.2) -> DataBundle:
-    path = _resolve_file(data_dir)
+    path = resolve_data_file(data_dir, dataset="features", suffix=".npz", what=".npz",
+                             usage="FILE.npz (keys X, paths, optional split)")
     x, paths, split = _load(path)
     rows = [tuple(map(str, p)) for p in paths.tolist()]
     try:

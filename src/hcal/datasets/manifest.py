@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError, HierarchyError
-from ._base import DATASETS, SPLITS, DataBundle, split_index, split_indices
+from ._base import DATASETS, SPLITS, DataBundle, resolve_data_file, split_index, split_indices
 from ._image_bundle import ImageSamples, build_image_bundle, check_image_options
 from ._images import image_spec
 from ._labels import PathCollector, encode_with, read_hierarchy_file
@@ -42,22 +42,6 @@ from ._labels import PathCollector, encode_with, read_hierarchy_file
 __all__ = ["read_manifest"]
 
 HEADER_HELP = "the first row must name the columns: path, one column per level (coarsest first), optional split"
-
-
-def _resolve(data_dir: str | None) -> Path:
-    if data_dir is None:
-        raise DataError("dataset 'csv' needs --data-dir MANIFEST.csv (columns: path, one per level coarsest first, "
-                        "optional split)")
-    path = Path(data_dir)
-    if not path.exists():
-        raise DataError(f"--data-dir {data_dir!r} does not exist")
-    if path.is_dir():
-        found = sorted(path.glob("*.csv"))
-        if len(found) != 1:
-            raise DataError(f"--data-dir {data_dir!r} is a folder with {len(found)} .csv files; give the manifest file "
-                            "itself")
-        path = found[0]
-    return path
 
 
 def read_manifest(path: Path):
@@ -157,7 +141,8 @@ def manifest(
 ) -> DataBundle:
     start = time.perf_counter()
     check_image_options("csv", size, channels)
-    path = _resolve(data_dir)
+    path = resolve_data_file(data_dir, dataset="csv", suffix=".csv", what="manifest",
+                             usage="MANIFEST.csv (columns: path, one per level coarsest first, optional split)")
     files, labels, splits, lines, _ = read_manifest(path)
 
     missing = [i for i, f in enumerate(files) if not os.path.isfile(f)]
