@@ -22,7 +22,6 @@ from ..hierarchy import Hierarchy
 from ..inputs import InputSpec
 from ._base import DATASETS, SPLITS, DataBundle, TensorDataset, resolve_data_file, split_indices
 
-
 SAVE_HINT = "np.savez(file, X=features, paths=label_paths, split=splits)"
 
 
